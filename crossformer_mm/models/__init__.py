@@ -1,0 +1,1 @@
+from . import backbones, layers, pose  # noqa: F401  (importing registers the modules)

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Install the pinned OpenMMLab stack and crossformer_mm into the current interpreter.
+#
+# Idempotent: every step is a pip call under requirements/constraints.txt, so a
+# second run only checks. mmcv 2.1.0 (with compiled ops) comes from the folder
+# named by CFMM_WHEELHOUSE when it holds a matching wheel, otherwise it is built
+# from source (20-35 minutes on 2 cores).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python}"
+CONSTRAINTS="$ROOT/requirements/constraints.txt"
+PIP=("$PY" -m pip install --constraint "$CONSTRAINTS")
+
+step() { echo; echo "==> [install] $*"; CURRENT_STEP="$*"; }
+trap 'echo; echo "!! [install] FAILED at step: ${CURRENT_STEP:-start}" >&2' ERR
+
+if [ -n "${CFMM_WHEELHOUSE:-}" ]; then
+  if [ -d "$CFMM_WHEELHOUSE" ]; then
+    WH="$(cd "$CFMM_WHEELHOUSE" && pwd)"
+    export PIP_FIND_LINKS="${PIP_FIND_LINKS:+$PIP_FIND_LINKS }$WH"
+    echo "[install] using wheelhouse $WH"
+  else
+    echo "[install] CFMM_WHEELHOUSE=$CFMM_WHEELHOUSE is not a folder; ignoring it"
+  fi
+fi
+
+step "torch (kept if already installed)"
+if "$PY" -c "import torch" 2>/dev/null; then
+  "$PY" -c "import torch; print('torch', torch.__version__, 'already installed')"
+else
+  "${PIP[@]}" "torch==2.13.0"
+fi
+
+step "build tools: setuptools<81, wheel, ninja, numpy<2"
+"${PIP[@]}" "setuptools>=77,<81" wheel ninja "numpy<2"
+
+step "mmengine, opencv (<4.11), pycocotools, xtcocotools, munkres 1.1.4"
+"${PIP[@]}" mmengine==0.10.7 "opencv-python<4.11" "opencv-python-headless<4.11" \
+  pycocotools xtcocotools==1.14.3 munkres==1.1.4 "pandas<3"
+
+step "mmcv 2.1.0 with compiled ops"
+if "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
+  echo "mmcv 2.1.0 with ops already installed"
+elif "$PY" -m pip download --no-deps --only-binary=:all: --no-index \
+    ${PIP_FIND_LINKS:+$(printf -- '--find-links %s ' $PIP_FIND_LINKS)} \
+    -d "$(mktemp -d)" mmcv==2.1.0 >/dev/null 2>&1; then
+  echo "found a prebuilt mmcv 2.1.0 wheel"
+  "${PIP[@]}" --only-binary=mmcv mmcv==2.1.0
+else
+  echo "no prebuilt mmcv 2.1.0 wheel for this platform: building from source"
+  echo "(77 C++ files; expect 20-35 minutes on 2 cores)"
+  MMCV_WITH_OPS=1 "${PIP[@]}" --no-build-isolation --no-binary=mmcv mmcv==2.1.0
+fi
+
+step "mmdet 3.3.0, mmsegmentation 1.2.2 (+ ftfy, regex)"
+"${PIP[@]}" mmdet==3.3.0 mmsegmentation==1.2.2 ftfy regex
+
+step "mmpose 1.3.2 without chumpy, and its real dependencies"
+"${PIP[@]}" --no-deps mmpose==1.3.2
+"${PIP[@]}" json_tricks munkres==1.1.4 xtcocotools==1.14.3 six scipy matplotlib pillow
+
+step "openmim 0.3.9 without openxlab"
+"${PIP[@]}" --no-deps openmim==0.3.9
+"${PIP[@]}" "click<8.3.1" colorama model-index rich tabulate requests "pandas<3"
+
+step "test tools"
+"${PIP[@]}" pytest
+
+step "crossformer_mm (editable)"
+"${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
+
+step "check imports"
+"$PY" - <<'PY'
+import importlib
+mods = ['torch', 'numpy', 'mmengine', 'mmcv', 'mmcv.ops', 'mmdet', 'mmdet.models',
+        'mmseg', 'mmseg.models', 'mmpose', 'mmpose.models', 'pycocotools',
+        'xtcocotools', 'munkres', 'mim', 'crossformer_mm']
+for name in mods:
+    mod = importlib.import_module(name)
+    version = getattr(mod, '__version__', '')
+    print(f'  {name:<16} {version}')
+import numpy
+assert numpy.__version__.startswith('1.'), f'numpy {numpy.__version__} is 2.x: the stack needs numpy<2'
+print('[install] OK')
+PY
