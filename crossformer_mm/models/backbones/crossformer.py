@@ -1,0 +1,304 @@
+"""CrossFormer and CrossFormer++ dense-prediction backbones.
+
+CrossFormer: A Versatile Vision Transformer Hinging on Cross-scale Attention
+(ICLR 2022, https://arxiv.org/abs/2108.00154) and CrossFormer++
+(TPAMI, https://arxiv.org/abs/2303.06908). Parameter and buffer names follow
+the released checkpoints, so they load as they are.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import constant_init, trunc_normal_init
+from mmengine.registry import MODELS
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...utils.checkpoint import load_backbone_checkpoint
+from ..layers import CrossFormerBlock, CrossScaleEmbedding, CrossScalePatchMerging
+from ..layers.lsda import LDA_MODES
+
+_ICLR_GROUPS = dict(group_size=(7, 7, 7, 7), crs_interval=(8, 4, 2, 1),
+                    lda_mode='iclr', use_acl=False)
+_PP_GROUPS = dict(group_size=(4, 4, 14, 7), crs_interval=(4, 2, 1, 1),
+                  lda_mode='windowed', use_acl=True)
+
+#: Published variants (ImageNet-1K classification settings).
+ARCH_SETTINGS: Dict[str, dict] = {
+    'tiny': dict(embed_dims=64, depths=(1, 1, 8, 6), num_heads=(2, 4, 8, 16), **_ICLR_GROUPS),
+    'small': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), **_ICLR_GROUPS),
+    'base': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), **_ICLR_GROUPS),
+    'large': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), **_ICLR_GROUPS),
+    'pp-small': dict(embed_dims=64, depths=(2, 2, 18, 2), num_heads=(2, 4, 8, 16), **_PP_GROUPS),
+    'pp-base': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), **_PP_GROUPS),
+    'pp-large': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), **_PP_GROUPS),
+    'pp-huge': dict(embed_dims=128, depths=(6, 6, 18, 2), num_heads=(4, 8, 16, 32), **_PP_GROUPS),
+}
+_REQUIRED_ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
+
+
+def resolve_arch(arch: Union[str, dict], **overrides) -> dict:
+    """Settings of a named or explicit arch, with non-None ``overrides`` applied."""
+    if isinstance(arch, str):
+        if arch not in ARCH_SETTINGS:
+            raise ValueError(f'unknown CrossFormer arch {arch!r}; choose one of '
+                             f'{sorted(ARCH_SETTINGS)} or pass a dict with keys '
+                             f'{_REQUIRED_ARCH_KEYS} (+ group_size, crs_interval, lda_mode, use_acl)')
+        settings = dict(ARCH_SETTINGS[arch])
+    elif isinstance(arch, dict):
+        missing = [k for k in _REQUIRED_ARCH_KEYS if k not in arch]
+        if missing:
+            raise ValueError(f'a custom CrossFormer arch needs the keys {missing}')
+        settings = dict(_ICLR_GROUPS, **arch)
+    else:
+        raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+
+    num_stages = len(settings['depths'])
+    for key in ('num_heads', 'group_size', 'crs_interval'):
+        values = settings[key]
+        if isinstance(values, int):
+            values = (values, ) * num_stages
+        if len(values) != num_stages or not all(isinstance(v, int) and v > 0 for v in values):
+            raise ValueError(f'{key} must be {num_stages} positive integers (one per stage), '
+                             f'got {settings[key]!r}')
+        settings[key] = tuple(values)
+    if settings['lda_mode'] not in LDA_MODES:
+        raise ValueError(f"lda_mode must be one of {LDA_MODES}, got {settings['lda_mode']!r}")
+    for i, heads in enumerate(settings['num_heads']):
+        dims = settings['embed_dims'] * 2 ** i
+        if dims % heads:
+            raise ValueError(f'stage {i}: {dims} channels are not divisible by {heads} heads')
+    return settings
+
+
+class CrossFormerStage(BaseModule):
+    """Blocks of one stage (SDA at even, LDA at odd positions), then the CEL
+    that embeds the next stage's input (``downsample``), if any.
+
+    Args:
+        embed_dims (int): Channels of the stage.
+        depth (int): Number of blocks.
+        num_heads (int): Attention heads.
+        group_size (int): ``G``.
+        interval (int): ``I``.
+        lda_mode (str): 'iclr' or 'windowed'.
+        use_acl (bool): Cooling layer after blocks ``j`` with ``(j + 1) % 3 == 0``
+            and ``j < depth - 1``.
+        drop_path_rates (Sequence[float]): One per block.
+        merge_kernels (Sequence[int], optional): Kernels of the next stage's CEL;
+            None for the last stage.
+        with_cp (bool): Gradient checkpointing of every block.
+        block_cfg: Other :class:`CrossFormerBlock` arguments.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 depth: int,
+                 num_heads: int,
+                 group_size: int,
+                 interval: int,
+                 lda_mode: str,
+                 use_acl: bool,
+                 drop_path_rates: Sequence[float],
+                 merge_kernels: Optional[Sequence[int]] = None,
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None,
+                 **block_cfg) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
+        self.blocks = ModuleList([
+            CrossFormerBlock(
+                embed_dims, num_heads, group_size, interval,
+                attn_type='sda' if j % 2 == 0 else 'lda',
+                lda_mode=lda_mode,
+                drop_path_rate=drop_path_rates[j],
+                use_acl=use_acl and (j + 1) % 3 == 0 and j < depth - 1,
+                **block_cfg) for j in range(depth)
+        ])
+        self.downsample = (CrossScalePatchMerging(embed_dims, 2 * embed_dims, merge_kernels)
+                           if merge_kernels is not None else None)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
+        """(B, H, W, C) -> stage output (B, H, W, C), next input (B, H/2, W/2, 2C) or None."""
+        for block in self.blocks:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x, (self.downsample(x) if self.downsample is not None else None)
+
+
+@MODELS.register_module()
+class CrossFormer(BaseModule):
+    """CrossFormer / CrossFormer++ backbone for dense prediction.
+
+    Args:
+        arch (str | dict): 'tiny', 'small', 'base', 'large' (CrossFormer),
+            'pp-small', 'pp-base', 'pp-large', 'pp-huge' (CrossFormer++), or a
+            dict with ``embed_dims``, ``depths``, ``num_heads`` and optionally
+            ``group_size``, ``crs_interval``, ``lda_mode``, ``use_acl``.
+        in_channels (int): Image channels. Default: 3.
+        group_size (Sequence[int], optional): ``G`` per stage; None keeps the
+            arch's. Detection / segmentation use (7, 7, 7, 7).
+        crs_interval (Sequence[int], optional): LDA interval ``I`` per stage;
+            None keeps the arch's. Detection / segmentation use (8, 4, 2, 1).
+        lda_mode (str, optional): 'iclr' (one dilated group per residue,
+            CrossFormer's default and the released det/seg numbers) or
+            'windowed' (CrossFormer++'s default). None keeps the arch's.
+        use_acl (bool, optional): CrossFormer++ cooling layers. None keeps the arch's.
+        patch_kernels (Sequence[int]): Stage-1 CEL kernels. Default: (4, 8, 16, 32).
+        merge_kernels (Sequence[int]): Kernels of the CELs of stages 2-4. Default: (2, 4).
+        mlp_ratio (float): Default: 4.
+        qkv_bias (bool): Default: True.
+        drop_rate (float): Dropout after projections. Default: 0.
+        attn_drop_rate (float): Attention dropout. Default: 0.
+        drop_path_rate (float): Stochastic depth, linear over blocks. Default: 0.1.
+        out_indices (Sequence[int]): Stages whose outputs are returned. Default: (0, 1, 2, 3).
+        with_out_norm (bool): LayerNorm on each returned stage (not in the
+            original backbone). Default: False.
+        frozen_stages (int): -1 freezes nothing, 0 the stage-1 CEL, ``k`` also
+            the first ``k`` stages (with the CEL at their end). Default: -1.
+        norm_eval (bool): Keep batch-norm layers in eval mode while training.
+            CrossFormer itself only has LayerNorm, which is unaffected.
+            Default: False.
+        with_cp (bool): Gradient checkpointing of every block. Default: False.
+        use_fused_attn (bool): Fused attention kernel; False selects the
+            explicit matmul + softmax reference path. Default: True.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)``
+            loads a released classification checkpoint (or a converted / full
+            model one); add ``strict=False`` to tolerate missing / unexpected
+            keys. Without it, the original initialisation is used.
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'small',
+                 in_channels: int = 3,
+                 group_size: Optional[Sequence[int]] = None,
+                 crs_interval: Optional[Sequence[int]] = None,
+                 lda_mode: Optional[str] = None,
+                 use_acl: Optional[bool] = None,
+                 patch_kernels: Sequence[int] = (4, 8, 16, 32),
+                 merge_kernels: Sequence[int] = (2, 4),
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 with_out_norm: bool = False,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 use_fused_attn: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if init_cfg is not None and init_cfg.get('type') != 'Pretrained':
+            raise ValueError("CrossFormer's init_cfg must be None or "
+                             f"dict(type='Pretrained', checkpoint=PATH), got {init_cfg}")
+        self.arch_settings = resolve_arch(arch, group_size=group_size, crs_interval=crs_interval,
+                                          lda_mode=lda_mode, use_acl=use_acl)
+        embed_dims = self.arch_settings['embed_dims']
+        depths = self.arch_settings['depths']
+        self.num_stages = len(depths)
+        self.num_features = [embed_dims * 2 ** i for i in range(self.num_stages)]
+        self.in_channels = in_channels
+        self.min_input_size = 4 * 2 ** (self.num_stages - 1)
+        for i in out_indices:
+            if not 0 <= i < self.num_stages:
+                raise ValueError(f'out_indices {tuple(out_indices)} must be in [0, {self.num_stages})')
+        self.out_indices = tuple(out_indices)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}], got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_out_norm = with_out_norm
+
+        self.patch_embed = CrossScaleEmbedding(in_channels, embed_dims, patch_kernels, stride=4)
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.layers = ModuleList()
+        for i, depth in enumerate(depths):
+            self.layers.append(CrossFormerStage(
+                embed_dims=self.num_features[i],
+                depth=depth,
+                num_heads=self.arch_settings['num_heads'][i],
+                group_size=self.arch_settings['group_size'][i],
+                interval=self.arch_settings['crs_interval'][i],
+                lda_mode=self.arch_settings['lda_mode'],
+                use_acl=self.arch_settings['use_acl'],
+                drop_path_rates=rates[sum(depths[:i]):sum(depths[:i + 1])],
+                merge_kernels=merge_kernels if i < self.num_stages - 1 else None,
+                with_cp=with_cp,
+                mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias,
+                drop_rate=drop_rate,
+                attn_drop_rate=attn_drop_rate,
+                use_fused_attn=use_fused_attn))
+        if with_out_norm:
+            for i in self.out_indices:
+                self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+        self._freeze_stages()
+
+    def init_weights(self) -> None:
+        if self.init_cfg is None:
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    trunc_normal_init(m, std=.02, bias=0.)
+                elif isinstance(m, nn.LayerNorm):
+                    constant_init(m, val=1., bias=0.)
+        else:
+            checkpoint = self.init_cfg.get('checkpoint')
+            if not checkpoint:
+                raise ValueError("init_cfg=dict(type='Pretrained') needs `checkpoint`: the path "
+                                 'of a released CrossFormer checkpoint (or set init_cfg=None)')
+            load_backbone_checkpoint(self, checkpoint, strict=self.init_cfg.get('strict', True))
+        self._is_init = True
+
+    def _freeze_stages(self) -> None:
+        frozen: List[nn.Module] = [self.patch_embed] if self.frozen_stages >= 0 else []
+        for i in range(self.frozen_stages):
+            frozen.append(self.layers[i])
+            if self.with_out_norm and i in self.out_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'CrossFormer':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'CrossFormer expects images of shape (B, {self.in_channels}, H, W), '
+                             f'got {tuple(x.shape)}')
+        H, W = x.shape[-2:]
+        if min(H, W) < self.min_input_size:
+            raise ValueError(
+                f'input of {H}x{W} is too small: a {self.num_stages}-stage CrossFormer needs '
+                f'at least {self.min_input_size}x{self.min_input_size} (the stride of its last '
+                'stage); resize or pad the image')
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """(B, C_in, H, W) -> stage outputs (B, C * 2**i, H / 2**(i+2), W / 2**(i+2))
+        for i in ``out_indices`` (floored sizes)."""
+        self._check_input(x)
+        x = self.patch_embed(x)
+        outs = []
+        for i, stage in enumerate(self.layers):
+            out, x = stage(x)
+            if i in self.out_indices:
+                if self.with_out_norm:
+                    out = getattr(self, f'norm{i}')(out)
+                outs.append(out.permute(0, 3, 1, 2).contiguous())
+            if i == max(self.out_indices):
+                break
+        return tuple(outs)

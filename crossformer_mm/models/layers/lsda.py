@@ -1,0 +1,246 @@
+"""Long-short distance attention (LSDA): SDA / LDA grouping, padding and masks.
+
+Every grouping used by CrossFormer is one layout: the zero-padded map
+``(Hp, Wp)`` is cut into windows of ``(Gh * I) x (Gw * I)`` tokens, and inside a
+window the tokens with the same ``(h % I, w % I)`` form one group of
+``Gh x Gw`` tokens. Hence
+
+* SDA: ``I = 1``, groups of ``G x G`` adjacent tokens;
+* LDA, ``lda_mode='iclr'`` (ICLR 2022 code, used for the released det/seg
+  numbers): one window covering the whole map, ``I x I`` dilated groups of
+  ``ceil(H/I) x ceil(W/I)`` tokens (``G`` is not used);
+* LDA, ``lda_mode='windowed'`` (CrossFormer++ code): windows of
+  ``(G*I) x (G*I)`` tokens, each holding ``I x I`` groups of ``G x G`` tokens.
+
+When ``min(H, W) <= G`` a block of either kind falls back to SDA, with square
+groups of side ``min(H, W)`` ('iclr', as the ICLR code) or ``max(H, W)``
+(one group over the whole map, as the CrossFormer++ code). Unlike the original
+code this decision is made per call: a small input never changes how later
+inputs are processed.
+
+Padded positions are zeros on the right / bottom; they are masked as keys and
+cropped from the output.
+"""
+import math
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from .dpb import DynamicPosBias
+
+#: Additive score of a padded key. Finite and representable in fp16/bf16, so
+#: masked scores neither overflow under autocast nor turn a fully padded group
+#: into NaN (its softmax is uniform, and its outputs are cropped). Any real
+#: score minus 1e4 underflows to exactly 0 after ``exp``, as with the
+#: original's -1e6.
+MASK_VALUE = -1e4
+
+ATTN_TYPES = ('sda', 'lda')
+LDA_MODES = ('iclr', 'windowed')
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """Grouping of an ``height x width`` map into attention groups.
+
+    Attributes:
+        height, width: size of the (unpadded) map.
+        group_h, group_w: group shape ``Gh x Gw`` (tokens per group = Gh * Gw).
+        interval: dilation ``I`` of the groups inside a window (1 for SDA).
+    """
+    height: int
+    width: int
+    group_h: int
+    group_w: int
+    interval: int
+
+    @property
+    def windows_h(self) -> int:
+        return math.ceil(self.height / (self.group_h * self.interval))
+
+    @property
+    def windows_w(self) -> int:
+        return math.ceil(self.width / (self.group_w * self.interval))
+
+    @property
+    def padded_h(self) -> int:
+        return self.windows_h * self.group_h * self.interval
+
+    @property
+    def padded_w(self) -> int:
+        return self.windows_w * self.group_w * self.interval
+
+    @property
+    def is_padded(self) -> bool:
+        return self.padded_h != self.height or self.padded_w != self.width
+
+    @property
+    def num_groups(self) -> int:
+        """Groups per image."""
+        return self.windows_h * self.windows_w * self.interval ** 2
+
+    @property
+    def group_tokens(self) -> int:
+        return self.group_h * self.group_w
+
+    def pad(self, x: Tensor) -> Tensor:
+        """(B, H, W, C) -> (B, Hp, Wp, C), zeros on the right / bottom."""
+        if not self.is_padded:
+            return x
+        return F.pad(x, (0, 0, 0, self.padded_w - self.width,
+                         0, self.padded_h - self.height))
+
+    def group(self, x: Tensor) -> Tensor:
+        """(B, Hp, Wp, C) -> (B, num_groups, Gh*Gw, C)."""
+        B, C = x.shape[0], x.shape[-1]
+        I = self.interval
+        x = x.view(B, self.windows_h, self.group_h, I, self.windows_w, self.group_w, I, C)
+        x = x.permute(0, 1, 4, 3, 6, 2, 5, 7)
+        return x.reshape(B, self.num_groups, self.group_tokens, C)
+
+    def ungroup(self, x: Tensor) -> Tensor:
+        """(B, num_groups, Gh*Gw, C) -> (B, Hp, Wp, C); inverse of :meth:`group`."""
+        B, C = x.shape[0], x.shape[-1]
+        I = self.interval
+        x = x.view(B, self.windows_h, self.windows_w, I, I, self.group_h, self.group_w, C)
+        x = x.permute(0, 1, 5, 3, 2, 6, 4, 7)
+        return x.reshape(B, self.padded_h, self.padded_w, C)
+
+    def key_padding_mask(self, device: torch.device) -> Optional[Tensor]:
+        """Additive mask of padded keys, (num_groups, 1, Gh*Gw), or None."""
+        if not self.is_padded:
+            return None
+        valid = torch.zeros(1, self.padded_h, self.padded_w, 1, device=device)
+        valid[:, :self.height, :self.width] = 1
+        valid = self.group(valid)[0, :, :, 0]  # num_groups, N
+        mask = torch.zeros_like(valid).masked_fill_(valid == 0, MASK_VALUE)
+        return mask.unsqueeze(1)
+
+
+def group_layout(height: int, width: int, attn_type: str, group_size: int,
+                 interval: int, lda_mode: str) -> GroupLayout:
+    """The :class:`GroupLayout` a block of ``attn_type`` uses on an H x W map."""
+    if min(height, width) <= group_size:
+        side = min(height, width) if lda_mode == 'iclr' else max(height, width)
+        return GroupLayout(height, width, side, side, 1)
+    if attn_type == 'sda':
+        return GroupLayout(height, width, group_size, group_size, 1)
+    if lda_mode == 'iclr':
+        return GroupLayout(height, width, math.ceil(height / interval),
+                           math.ceil(width / interval), interval)
+    return GroupLayout(height, width, group_size, group_size, interval)
+
+
+@MODELS.register_module()
+class LSDA(BaseModule):
+    """Long-short distance attention with dynamic position bias.
+
+    ``softmax(q k^T * scale + B + mask) v`` inside each group, then ``proj``.
+    The fused path (default) calls
+    :func:`torch.nn.functional.scaled_dot_product_attention` with the DPB bias
+    and the padding mask folded into one additive mask; the reference path
+    (``use_fused_attn=False``) spells out matmul + softmax. Both compute the
+    same function.
+
+    Args:
+        embed_dims (int): Channels ``C`` of the tokens.
+        num_heads (int): Attention heads (CrossFormer uses ``C // 32``).
+        group_size (int): ``G``, side of an SDA group (and of a windowed LDA group).
+        interval (int): ``I``, the LDA dilation.
+        attn_type (str): 'sda' or 'lda'.
+        lda_mode (str): 'iclr' or 'windowed', see the module docstring.
+        qkv_bias (bool): Bias in the qkv projection. Default: True.
+        attn_drop (float): Dropout on attention weights. Default: 0.
+        proj_drop (float): Dropout after the output projection. Default: 0.
+        use_fused_attn (bool): Use the fused attention kernel. Default: True.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 group_size: int,
+                 interval: int,
+                 attn_type: str = 'sda',
+                 lda_mode: str = 'iclr',
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 use_fused_attn: bool = True,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if attn_type not in ATTN_TYPES:
+            raise ValueError(f'attn_type must be one of {ATTN_TYPES}, got {attn_type!r}')
+        if lda_mode not in LDA_MODES:
+            raise ValueError(f'lda_mode must be one of {LDA_MODES}, got {lda_mode!r}')
+        if embed_dims % num_heads:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
+                             f'num_heads ({num_heads})')
+        if group_size < 1 or interval < 1:
+            raise ValueError('group_size and interval must be positive integers, got '
+                             f'group_size={group_size}, interval={interval}')
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.head_dims = embed_dims // num_heads
+        self.scale = self.head_dims ** -0.5
+        self.group_size = group_size
+        self.interval = interval
+        self.attn_type = attn_type
+        self.lda_mode = lda_mode
+        self.use_fused_attn = use_fused_attn
+
+        self.pos = DynamicPosBias(embed_dims // 16, num_heads)
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self._mask_cache: Dict[Tuple, Optional[Tensor]] = {}
+
+    def extra_repr(self) -> str:
+        return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
+                f'attn_type={self.attn_type}, group_size={self.group_size}, '
+                f'interval={self.interval}, lda_mode={self.lda_mode}')
+
+    def layout(self, height: int, width: int) -> GroupLayout:
+        return group_layout(height, width, self.attn_type, self.group_size,
+                            self.interval, self.lda_mode)
+
+    def _padding_mask(self, layout: GroupLayout, device: torch.device) -> Optional[Tensor]:
+        key = (layout, str(device))
+        if key not in self._mask_cache:
+            if len(self._mask_cache) >= 64:  # multi-scale training: keep it bounded
+                self._mask_cache.clear()
+            self._mask_cache[key] = layout.key_padding_mask(device)
+        return self._mask_cache[key]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, H, W, C) normalised tokens -> (B, H, W, C)."""
+        B, H, W, C = x.shape
+        layout = self.layout(H, W)
+        # The projections act per token, so they run on the unpadded map: a
+        # padded key is masked and a padded query is cropped, whatever its qkv.
+        qkv = layout.group(layout.pad(self.qkv(x)))  # B, nG, N, 3C
+        nG, N = layout.num_groups, layout.group_tokens
+        qkv = qkv.view(B, nG, N, 3, self.num_heads, self.head_dims)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # B, nG, heads, N, d
+
+        bias = self.pos.group_bias(layout.group_h, layout.group_w)  # heads, N, N
+        mask = self._padding_mask(layout, x.device)  # nG, 1, N or None
+        if mask is not None:
+            bias = bias + mask.unsqueeze(1)  # nG, heads, N, N
+        if self.use_fused_attn:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias.to(q.dtype),
+                dropout_p=self.attn_drop.p if self.training else 0., scale=self.scale)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1) + bias
+            attn = self.attn_drop(attn.softmax(dim=-1))
+            out = attn @ v
+        out = out.permute(0, 1, 3, 2, 4).reshape(B, nG, N, C)
+        out = layout.ungroup(out)[:, :H, :W]
+        return self.proj_drop(self.proj(out))

@@ -1,0 +1,184 @@
+"""Loading released CrossFormer checkpoints into the dense backbone.
+
+The released classification files store ``ckpt['model']`` (and, in some files,
+a yacs config object); detection / segmentation files store
+``ckpt['state_dict']`` with ``backbone.`` prefixes. :func:`backbone_state_dict`
+turns any of them into the backbone's key layout and says what it dropped;
+:func:`load_backbone_checkpoint` loads it and reports every other difference
+as an error.
+"""
+import logging
+import os.path as osp
+import pickle
+import re
+import types
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader
+
+#: Keys of a classification checkpoint that the dense backbone does not have:
+#: the classifier, the final norm, and the DPB index buffers that the original
+#: classification model stored (the backbone derives them from the group shape).
+DROPPED_KEY_PATTERNS = (
+    r'^head\.',
+    r'^norm\.',
+    r'\.attn\.biases$',
+    r'\.attn\.relative_position_index$',
+)
+_STRIPPED_PREFIXES = ('module.', 'backbone.')
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model it is loaded into."""
+
+
+def _placeholder_class(module: str, name: str) -> type:
+    """Stands in for a class whose module is not installed (e.g. yacs.CfgNode)."""
+    return type(name, (dict,), {'__module__': module})
+
+
+class _LenientUnpickler(pickle.Unpickler):
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            return _placeholder_class(module, name)
+
+
+_lenient_pickle = types.SimpleNamespace(
+    Unpickler=_LenientUnpickler, load=pickle.load, __name__='lenient_pickle')
+
+
+def load_checkpoint_file(filename: str, map_location: str = 'cpu') -> Any:
+    """Read a checkpoint from a path or URL.
+
+    Local files are read with ``torch.load(weights_only=True)`` first; a file
+    that also pickles other objects (a released CrossFormer file with its yacs
+    config, an mmengine checkpoint with its message hub) is then read in full,
+    with classes of uninstalled packages replaced by plain dicts. Only load
+    checkpoints you trust.
+    """
+    if not re.match(r'^[a-z0-9+.-]+://', filename) and not filename.startswith('open-mmlab:'):
+        if not osp.isfile(filename):
+            raise FileNotFoundError(
+                f'checkpoint file {filename!r} does not exist: download it, point '
+                '`init_cfg.checkpoint` (e.g. --cfg-options '
+                'model.backbone.init_cfg.checkpoint=PATH) at it, or set '
+                '`init_cfg=None` to train from scratch')
+        try:
+            return torch.load(filename, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError:
+            return torch.load(filename, map_location=map_location, weights_only=False,
+                              pickle_module=_lenient_pickle)
+    return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+
+
+def unwrap_state_dict(checkpoint: Any) -> Dict[str, torch.Tensor]:
+    """The state dict inside a raw / ``{'model': ...}`` / ``{'state_dict': ...}`` checkpoint."""
+    if isinstance(checkpoint, Mapping):
+        for key in ('state_dict', 'model'):
+            if key in checkpoint and isinstance(checkpoint[key], Mapping):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, Mapping) or not all(
+            isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise CheckpointMismatchError(
+            'expected a state dict, or a dict holding one under "state_dict" or "model"; '
+            f'got {type(checkpoint).__name__} with keys {list(checkpoint)[:8] if isinstance(checkpoint, Mapping) else "-"}')
+    return dict(checkpoint)
+
+
+def backbone_state_dict(checkpoint: Any) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
+    """Backbone weights of a classification, backbone or full-model checkpoint.
+
+    Strips ``module.`` and ``backbone.`` prefixes; from a full model keeps only
+    the ``backbone.`` entries; drops :data:`DROPPED_KEY_PATTERNS`.
+
+    Returns:
+        tuple: the backbone state dict and the sorted list of dropped keys
+        (as named in the checkpoint).
+    """
+    state_dict = unwrap_state_dict(checkpoint)
+    if any(k.startswith('module.') for k in state_dict):
+        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
+                      for k, v in state_dict.items()}
+    has_backbone_prefix = any(k.startswith('backbone.') for k in state_dict)
+    kept: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
+    dropped = []
+    for key, value in state_dict.items():
+        if has_backbone_prefix:
+            if not key.startswith('backbone.'):
+                dropped.append(key)  # neck / heads of a full model
+                continue
+            name = key[len('backbone.'):]
+        else:
+            name = key
+        if any(re.search(p, name) for p in DROPPED_KEY_PATTERNS):
+            dropped.append(key)
+        else:
+            kept[name] = value
+    return kept, sorted(dropped)
+
+
+def _summary(keys: List[str], limit: int = 12) -> str:
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
+
+
+def load_backbone_state_dict(model: nn.Module,
+                             state_dict: Mapping[str, torch.Tensor],
+                             strict: bool = True,
+                             source: str = 'checkpoint',
+                             logger: Optional[str] = 'current') -> Tuple[List[str], List[str]]:
+    """Load ``state_dict`` into ``model``, failing loudly on any difference.
+
+    Shape mismatches are always an error; missing and unexpected keys are an
+    error when ``strict`` (else a warning).
+
+    Returns:
+        tuple: missing keys and unexpected keys (both empty when strict).
+    """
+    own = model.state_dict()
+    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                  for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise CheckpointMismatchError(
+            f'{source} does not fit {type(model).__name__}: shape mismatch for '
+            f'{_summary(mismatched, 6)}. Is `arch` (embed dims / depths / heads) the one '
+            'the checkpoint was trained with?')
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    if missing or unexpected:
+        message = (f'{source} does not match {type(model).__name__}: '
+                   f'missing keys [{_summary(missing)}], '
+                   f'unexpected keys [{_summary(unexpected)}]. Check `arch` / `use_acl` '
+                   'against the checkpoint, or pass strict=False to load what matches.')
+        if strict:
+            raise CheckpointMismatchError(message)
+        print_log(message, logger=logger, level=logging.WARNING)
+    model.load_state_dict(state_dict, strict=False)
+    return missing, unexpected
+
+
+def load_backbone_checkpoint(model: nn.Module,
+                             filename: str,
+                             strict: bool = True,
+                             logger: Optional[str] = 'current') -> List[str]:
+    """Load a released / converted checkpoint file into a backbone.
+
+    Logs exactly which keys were dropped (classifier, final norm, DPB buffers,
+    non-backbone parts of a full model) and returns them.
+    """
+    checkpoint = load_checkpoint_file(filename)
+    state_dict, dropped = backbone_state_dict(checkpoint)
+    load_backbone_state_dict(model, state_dict, strict=strict,
+                             source=f'checkpoint {filename!r}', logger=logger)
+    print_log(f'Loaded {len(state_dict)} tensors from {filename}; dropped '
+              f'{len(dropped)} keys not used by the backbone: {_summary(dropped, 20)}',
+              logger=logger)
+    return dropped
