@@ -51,7 +51,11 @@ def resolve_arch(arch: Union[str, dict], **overrides) -> dict:
         missing = [k for k in _REQUIRED_ARCH_KEYS if k not in arch]
         if missing:
             raise ValueError(f'a custom CrossFormer arch needs the keys {missing}')
-        settings = dict(_ICLR_GROUPS, **arch)
+        num_stages = len(arch['depths'])
+        settings = dict(group_size=7,
+                        crs_interval=tuple(2 ** (num_stages - 1 - i) for i in range(num_stages)),
+                        lda_mode='iclr', use_acl=False)
+        settings.update(arch)
     else:
         raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
     settings.update({k: v for k, v in overrides.items() if v is not None})
