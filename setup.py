@@ -20,6 +20,9 @@ setup(
     packages=find_packages(exclude=('tests', 'configs', 'tools')),
     include_package_data=True,
     python_requires='>=3.10',
+    # The pins of requirements/constraints.txt. mmpose==1.3.2 is installed by
+    # tools/install.sh with --no-deps: its declared chumpy dependency does not
+    # build on Python 3.11 and is never imported, so it cannot be listed here.
     install_requires=[
         'torch>=2.0',
         'numpy<2',
@@ -27,8 +30,10 @@ setup(
         'mmcv==2.1.0',
         'mmdet==3.3.0',
         'mmsegmentation==1.2.2',
-        'mmpose==1.3.2',
+        'ftfy',
+        'regex',
         'munkres==1.1.4',
+        'json_tricks',
         'pycocotools',
         'xtcocotools',
     ],
