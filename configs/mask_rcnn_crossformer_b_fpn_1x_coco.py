@@ -1,0 +1,11 @@
+# Mask R-CNN, CrossFormer-B, 1x (paper: 71.5M params, 47.2 box / 42.7 mask AP)
+_base_ = [
+    './_base_/det_mask_rcnn_crossformer_fpn.py',
+    'mmdet::_base_/datasets/coco_instance.py',
+    './_base_/det_schedule_adamw_1x.py', 'mmdet::_base_/default_runtime.py'
+]
+model = dict(
+    backbone=dict(
+        arch='base',
+        drop_path_rate=0.3,
+        init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))
