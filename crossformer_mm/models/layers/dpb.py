@@ -9,41 +9,36 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 
-@lru_cache(maxsize=256)
-def _offset_tables(group_h: int, group_w: int) -> Tuple[Tensor, Tensor]:
-    """Relative offsets and the pair index of a ``group_h x group_w`` group (CPU).
+def relative_offset_tables(group_h: int, group_w: int,
+                           device: torch.device) -> Tuple[Tensor, Tensor]:
+    """Relative offsets and the pair index of a ``group_h x group_w`` group.
+
+    Computed from scratch on every call (what the original does in every block).
 
     Returns:
-        offsets: (2Gh-1)*(2Gw-1) x 2 float tensor of raw integer offsets ``(dy, dx)``.
+        offsets: ((2Gh-1)*(2Gw-1), 2) float tensor of raw integer offsets ``(dy, dx)``.
         index: (Gh*Gw, Gh*Gw) long tensor; ``offsets[index[i, j]]`` is the offset
             of token ``i`` relative to token ``j``, indexed Swin-style as
             ``(dy + Gh - 1) * (2Gw - 1) + (dx + Gw - 1)``.
     """
-    dy = torch.arange(1 - group_h, group_h)
-    dx = torch.arange(1 - group_w, group_w)
+    dy = torch.arange(1 - group_h, group_h, device=device)
+    dx = torch.arange(1 - group_w, group_w, device=device)
     offsets = torch.stack(torch.meshgrid(dy, dx, indexing='ij'), dim=-1)
     offsets = offsets.reshape(-1, 2).float()
 
     coords = torch.stack(torch.meshgrid(
-        torch.arange(group_h), torch.arange(group_w), indexing='ij')).flatten(1)
+        torch.arange(group_h, device=device), torch.arange(group_w, device=device),
+        indexing='ij')).flatten(1)
     rel = coords[:, :, None] - coords[:, None, :]  # 2, N, N
     index = (rel[0] + group_h - 1) * (2 * group_w - 1) + (rel[1] + group_w - 1)
     return offsets, index
 
 
-_DEVICE_TABLES: dict = {}
-
-
-def offset_tables(group_h: int, group_w: int,
-                  device: torch.device) -> Tuple[Tensor, Tensor]:
-    """:func:`_offset_tables` on ``device``, cached per (group shape, device)."""
-    key = (group_h, group_w, str(device))
-    tables = _DEVICE_TABLES.get(key)
-    if tables is None:
-        offsets, index = _offset_tables(group_h, group_w)
-        tables = (offsets.to(device), index.to(device))
-        _DEVICE_TABLES[key] = tables
-    return tables
+#: The tables of the last 16 (group shape, device)s; the index of an N-token
+#: group takes 8 * N * N bytes (7 MB for the 950-token groups at 800x1216).
+offset_tables = lru_cache(maxsize=16)(relative_offset_tables)
+offset_tables.__doc__ = (':func:`relative_offset_tables`, cached per (group shape, device). '
+                         'The returned tensors are shared: do not modify them in place.')
 
 
 @MODELS.register_module()
@@ -79,14 +74,25 @@ class DynamicPosBias(BaseModule):
         """(M, 2) relative offsets -> (M, num_heads) biases."""
         return self.pos3(self.pos2(self.pos1(self.pos_proj(offsets))))
 
-    def group_bias(self, group_h: int, group_w: int) -> Tensor:
+    def weights_version(self) -> Tuple[Tuple[int, int], ...]:
+        """Changes whenever a weight is modified in place (optimizer step,
+        ``load_state_dict``) or replaced (``.to()``, ``param.data = ...``)."""
+        return tuple((p.data_ptr(), p._version) for p in self.parameters())
+
+    def group_bias(self, group_h: int, group_w: int, cached_tables: bool = True) -> Tensor:
         """The bias of every token pair of a ``group_h x group_w`` group.
 
+        Args:
+            group_h, group_w: Group shape.
+            cached_tables (bool): Reuse the offset / index tables of this group
+                shape (:func:`offset_tables`); False recomputes them.
+
         Returns:
-            Tensor: (num_heads, Gh*Gw, Gh*Gw).
+            Tensor: (num_heads, Gh*Gw, Gh*Gw), contiguous.
         """
         device = self.pos_proj.weight.device
-        offsets, index = offset_tables(group_h, group_w, device)
+        tables = offset_tables if cached_tables else relative_offset_tables
+        offsets, index = tables(group_h, group_w, device)
         table = self(offsets.to(self.pos_proj.weight.dtype))  # M, heads
-        n = group_h * group_w
-        return table[index.view(-1)].view(n, n, -1).permute(2, 0, 1)
+        # Gather from the (heads, M) table: the result is (heads, N, N) contiguous.
+        return table.t()[:, index]

@@ -22,8 +22,10 @@ Padded positions are zeros on the right / bottom; they are masked as keys and
 cropped from the output.
 """
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from functools import lru_cache
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -137,16 +139,95 @@ def group_layout(height: int, width: int, attn_type: str, group_size: int,
     return GroupLayout(height, width, group_size, group_size, interval)
 
 
+@lru_cache(maxsize=64)
+def cached_key_padding_mask(layout: GroupLayout, device: torch.device) -> Optional[Tensor]:
+    """:meth:`GroupLayout.key_padding_mask`, cached per (layout, device).
+
+    The returned tensor is shared: do not modify it in place.
+    """
+    return layout.key_padding_mask(device)
+
+
+class MaskGradient(torch.autograd.Function):
+    """Identity on an attention output ``O = softmax(q k^T * scale + M) v``
+    whose backward returns the gradient of the additive mask ``M``.
+
+    PyTorch's CPU flash kernel gives no gradient for ``attn_mask``, so the fast
+    path runs it on the detached mask (q, k, v get their gradients from it)
+    and attaches ``M`` here: ``dM = P * (dO v^T - rowsum(dO * O))``, summed
+    over the groups sharing a mask entry, recomputed in chunks of at most
+    :attr:`chunk_scores` scores so that no full ``(B * nG, heads, N, N)``
+    tensor is ever stored.
+
+    Inputs: ``out, q, k, v``: (B * nG, heads, N, d); ``mask``: (1, heads, N, N)
+    shared by every group, or (nG, heads, N, N), one per group of each image.
+    """
+
+    chunk_scores = 1 << 22
+
+    @staticmethod
+    def forward(ctx, out: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor,
+                scale: float) -> Tensor:
+        ctx.save_for_backward(out, q, k, v, mask)
+        ctx.scale = scale
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        out, q, k, v, mask = ctx.saved_tensors
+        groups, heads, N = q.shape[:3]
+        masks = mask.shape[0]
+        dtype = torch.promote_types(mask.dtype, torch.float32)  # accumulate in >= fp32
+        delta = (grad_out.to(dtype) * out.to(dtype)).sum(-1, keepdim=True)
+        grad_mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+        chunk = MaskGradient.chunk_scores
+        group_step = max(1, chunk // (heads * N * N))
+        head_step = heads if group_step > 1 else max(1, min(heads, chunk // (N * N)))
+        span = groups if masks == 1 else masks  # chunks never cross an image
+        for start in range(0, groups, span):
+            for g0 in range(start, start + span, group_step):
+                g1 = min(start + span, g0 + group_step)
+                for h0 in range(0, heads, head_step):
+                    g, h = slice(g0, g1), slice(h0, h0 + head_step)
+                    m = (slice(None), h) if masks == 1 else (slice(g0 - start, g1 - start), h)
+                    scores = (q[g, h].to(dtype) * ctx.scale) @ k[g, h].to(dtype).transpose(-2, -1)
+                    probs = scores.add_(mask[m]).softmax(dim=-1)
+                    grad = grad_out[g, h].to(dtype) @ v[g, h].to(dtype).transpose(-2, -1)
+                    grad = grad.sub_(delta[g, h])  # dL/dscores = probs * grad
+                    if masks == 1 and g1 - g0 > 1:
+                        grad_mask[m] += (probs * grad).sum(0, keepdim=True)
+                    else:
+                        grad_mask[m].addcmul_(probs, grad)
+        return grad_out, None, None, None, grad_mask.to(mask.dtype), None
+
+
 @MODELS.register_module()
 class LSDA(BaseModule):
     """Long-short distance attention with dynamic position bias.
 
     ``softmax(q k^T * scale + B + mask) v`` inside each group, then ``proj``.
-    The fused path (default) calls
-    :func:`torch.nn.functional.scaled_dot_product_attention` with the DPB bias
-    and the padding mask folded into one additive mask; the reference path
-    (``use_fused_attn=False``) spells out matmul + softmax. Both compute the
-    same function.
+    Tokens are grouped first (padded with zeros where needed, as the original
+    does), so ``qkv`` and ``proj`` act on grouped tokens: the grouping costs
+    one copy in (plus the padding) and one copy out.
+
+    Two implementations of the same function:
+
+    * fast (``use_fused_attn=True``, default):
+      :func:`torch.nn.functional.scaled_dot_product_attention` on 4-D
+      ``(B * groups, heads, N, head_dims)`` views of ``qkv`` with one additive
+      4-D mask, which on CPU selects PyTorch's flash kernel (it needs 4-D
+      inputs and a 4-D mask). The mask is the DPB bias, ``(1, heads, N, N)``
+      broadcast over the groups, with the padding mask folded in only when the
+      layout is padded (``(groups, heads, N, N)``; then one kernel call per
+      image). Offset / index tables and padding masks are cached per (group
+      shape, padded size, device); when no autograd graph is needed (inference,
+      frozen DPB) the folded mask is cached per (layout, device, dtype) until
+      the DPB weights change (at most :attr:`mask_cache_size` sizes per module).
+      In training the DPB runs once per forward and :class:`MaskGradient`
+      back-propagates into it.
+    * reference (``use_fused_attn=False``): the original's computation,
+      everything rebuilt on every call (offsets, index, DPB table, padding
+      mask) and explicit ``matmul + softmax``.
 
     Args:
         embed_dims (int): Channels ``C`` of the tokens.
@@ -158,8 +239,13 @@ class LSDA(BaseModule):
         qkv_bias (bool): Bias in the qkv projection. Default: True.
         attn_drop (float): Dropout on attention weights. Default: 0.
         proj_drop (float): Dropout after the output projection. Default: 0.
-        use_fused_attn (bool): Use the fused attention kernel. Default: True.
+        use_fused_attn (bool): Use the fast path. Default: True.
     """
+
+    #: Folded masks kept per module (input sizes seen without autograd). One
+    #: mask is ``heads * N * N`` floats (``groups`` times that if padded), e.g.
+    #: 3.6 MB per head for the 25x38 groups of an 800x1216 image.
+    mask_cache_size = 2
 
     def __init__(self,
                  embed_dims: int,
@@ -199,48 +285,95 @@ class LSDA(BaseModule):
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
-        self._mask_cache: Dict[Tuple, Optional[Tensor]] = {}
+        # (layout, device, dtype, inference mode) -> (DPB weights version, mask)
+        self._mask_cache: 'OrderedDict[Tuple, Tuple[Tuple, Tensor]]' = OrderedDict()
 
     def extra_repr(self) -> str:
         return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
                 f'attn_type={self.attn_type}, group_size={self.group_size}, '
-                f'interval={self.interval}, lda_mode={self.lda_mode}')
+                f'interval={self.interval}, lda_mode={self.lda_mode}, '
+                f'use_fused_attn={self.use_fused_attn}')
 
     def layout(self, height: int, width: int) -> GroupLayout:
         return group_layout(height, width, self.attn_type, self.group_size,
                             self.interval, self.lda_mode)
 
-    def _padding_mask(self, layout: GroupLayout, device: torch.device) -> Optional[Tensor]:
-        key = (layout, str(device))
-        if key not in self._mask_cache:
-            if len(self._mask_cache) >= 64:  # multi-scale training: keep it bounded
-                self._mask_cache.clear()
-            self._mask_cache[key] = layout.key_padding_mask(device)
-        return self._mask_cache[key]
-
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) normalised tokens -> (B, H, W, C)."""
         B, H, W, C = x.shape
         layout = self.layout(H, W)
-        # The projections act per token, so they run on the unpadded map: a
-        # padded key is masked and a padded query is cropped, whatever its qkv.
-        qkv = layout.group(layout.pad(self.qkv(x)))  # B, nG, N, 3C
         nG, N = layout.num_groups, layout.group_tokens
-        qkv = qkv.view(B, nG, N, 3, self.num_heads, self.head_dims)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # B, nG, heads, N, d
-
-        bias = self.pos.group_bias(layout.group_h, layout.group_w)  # heads, N, N
-        mask = self._padding_mask(layout, x.device)  # nG, 1, N or None
-        if mask is not None:
-            bias = bias + mask.unsqueeze(1)  # nG, heads, N, N
+        x = layout.group(layout.pad(x))  # B, nG, N, C
+        qkv = self.qkv(x).view(B * nG, N, 3, self.num_heads, self.head_dims)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # B*nG, heads, N, d (views)
         if self.use_fused_attn:
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias.to(q.dtype),
-                dropout_p=self.attn_drop.p if self.training else 0., scale=self.scale)
+            out = self._fused_attention(q, k, v, layout)
         else:
-            attn = (q * self.scale) @ k.transpose(-2, -1) + bias
-            attn = self.attn_drop(attn.softmax(dim=-1))
-            out = attn @ v
-        out = out.permute(0, 1, 3, 2, 4).reshape(B, nG, N, C)
-        out = layout.ungroup(out)[:, :H, :W]
-        return self.proj_drop(self.proj(out))
+            out = self._reference_attention(q, k, v, layout)
+        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, nG, N, C)))
+        return layout.ungroup(out)[:, :H, :W]
+
+    def _reference_attention(self, q: Tensor, k: Tensor, v: Tensor,
+                             layout: GroupLayout) -> Tensor:
+        """Explicit matmul + softmax, every table rebuilt (as the original)."""
+        attn = (q * self.scale) @ k.transpose(-2, -1)  # B*nG, heads, N, N
+        attn = attn + self.pos.group_bias(layout.group_h, layout.group_w, cached_tables=False)
+        mask = layout.key_padding_mask(q.device)  # nG, 1, N or None
+        if mask is not None:
+            shape = attn.shape
+            attn = (attn.view(-1, layout.num_groups, *shape[1:]) + mask.unsqueeze(1)).view(shape)
+        attn = self.attn_drop(attn.softmax(dim=-1))
+        return attn @ v
+
+    def _fused_attention(self, q: Tensor, k: Tensor, v: Tensor,
+                         layout: GroupLayout) -> Tensor:
+        """SDPA with the bias (and padding mask) folded into one 4-D mask."""
+        mask = self._attn_mask(layout, q.dtype, q.device)  # 1 or nG, heads, N, N
+        dropout_p = self.attn_drop.p if self.training else 0.
+        # On CPU a mask that needs a gradient sends SDPA to its slow math
+        # kernel; the flash kernel runs on the detached mask instead and
+        # MaskGradient supplies d(mask). (CUDA kernels handle it themselves;
+        # attention dropout runs on the math kernel anyway.)
+        mask_grad_here = mask.requires_grad and q.device.type == 'cpu' and dropout_p == 0.
+        sdpa_mask = mask.detach() if mask_grad_here else mask
+        if mask.shape[0] == 1 or mask.shape[0] == q.shape[0]:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=sdpa_mask, dropout_p=dropout_p, scale=self.scale)
+        else:  # a per-group mask does not broadcast over B * nG: one call per image
+            nG = layout.num_groups
+            out = torch.cat([
+                F.scaled_dot_product_attention(
+                    q[i:i + nG], k[i:i + nG], v[i:i + nG], attn_mask=sdpa_mask,
+                    dropout_p=dropout_p, scale=self.scale)
+                for i in range(0, q.shape[0], nG)])
+        if mask_grad_here:
+            out = MaskGradient.apply(out, q, k, v, mask, self.scale)
+        return out
+
+    def _attn_mask(self, layout: GroupLayout, dtype: torch.dtype,
+                   device: torch.device) -> Tensor:
+        """The folded mask, cached when it needs no autograd graph."""
+        needs_graph = torch.is_grad_enabled() and any(
+            p.requires_grad for p in self.pos.parameters())
+        if needs_graph:
+            return self._fold_mask(layout, dtype, device)
+        # Inference tensors cannot be saved for a later backward: keep apart.
+        key = (layout, device, dtype, torch.is_inference_mode_enabled())
+        version = self.pos.weights_version()
+        entry = self._mask_cache.get(key)
+        if entry is None or entry[0] != version:
+            entry = (version, self._fold_mask(layout, dtype, device))
+            self._mask_cache[key] = entry
+            if len(self._mask_cache) > self.mask_cache_size:
+                self._mask_cache.popitem(last=False)
+        self._mask_cache.move_to_end(key)
+        return entry[1]
+
+    def _fold_mask(self, layout: GroupLayout, dtype: torch.dtype,
+                   device: torch.device) -> Tensor:
+        """DPB bias + padding mask: (1, heads, N, N), or (nG, heads, N, N) if padded."""
+        bias = self.pos.group_bias(layout.group_h, layout.group_w).unsqueeze(0)
+        padding = cached_key_padding_mask(layout, device)  # nG, 1, N or None
+        if padding is not None:
+            bias = bias + padding.unsqueeze(1)
+        return bias.to(dtype)
