@@ -148,6 +148,11 @@ class HeatmapParser:
             missing joints are all-zero rows.
         """
         num_joints = vals.shape[0]
+        if num_joints != len(self.keypoint_order):
+            raise ValueError(
+                f'the maps have {num_joints} joints but keypoint_order has '
+                f'{len(self.keypoint_order)}; set decode_keypoint_order for '
+                'this dataset')
         default = np.zeros((num_joints, 3 + tags.shape[2]))
         joint_dict = {}
         tag_dict = {}

@@ -1,5 +1,5 @@
 """A neck that fuses a pyramid of backbone stages into one 1/4 map."""
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +26,15 @@ class UpsampleConcatNeck(BaseModule):
             (96, 192, 384, 768).
         out_channels (int): Channels of the fused map.
         norm_cfg (dict): Defaults to BN.
-        init_cfg (dict | list, optional): Initialisation config.
+        init_cfg (dict, optional): Initialisation config; by default the
+            ConvModule's own (Kaiming conv, unit norm).
     """
 
     def __init__(self,
                  in_channels: Sequence[int],
                  out_channels: int,
                  norm_cfg: dict = dict(type='BN'),
-                 init_cfg=dict(type='Kaiming', layer='Conv2d')) -> None:
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = tuple(in_channels)
         self.fuse = ConvModule(
