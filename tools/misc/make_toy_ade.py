@@ -2,7 +2,7 @@
 
 The result is read by mmseg's stock ``ADE20KDataset`` without any change::
 
-    OUT/images/training/ADE_train_00000001.jpg       RGB scene, saved as BGR JPEG
+    OUT/images/training/ADE_train_00000001.jpg       scene (JPEG)
     OUT/annotations/training/ADE_train_00000001.png  uint8 label map
     OUT/images/validation/ADE_val_00000001.jpg
     OUT/annotations/validation/ADE_val_00000001.png
@@ -70,7 +70,8 @@ def draw_scene(rng: np.random.Generator, height: int,
     paint(rows >= height - rng.integers(height // 8, height // 3), 'floor')
     for _ in range(rng.integers(1, 3)):
         cy, cx = rng.uniform(0.2, 0.8) * height, rng.uniform(0.1, 0.9) * width
-        ry, rx = rng.uniform(0.1, 0.25) * height, rng.uniform(0.08, 0.2) * width
+        ry = rng.uniform(0.1, 0.25) * height
+        rx = rng.uniform(0.08, 0.2) * width
         paint(((rows - cy) / ry)**2 + ((cols - cx) / rx)**2 <= 1, 'tree')
     for _ in range(rng.integers(1, 3)):
         h, w = int(rng.uniform(0.25, 0.5) * height), int(
