@@ -19,6 +19,10 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'configs', 'tools')),
     include_package_data=True,
+    # tools/ and configs/ ship as crossformer_mm/.mim/{tools,configs} (symlinks
+    # in the repository, real files in wheels/sdists), where `mim` finds them.
+    package_data={'crossformer_mm': ['.mim/configs/**/*.py', '.mim/tools/**/*.py',
+                                     '.mim/tools/*.sh']},
     python_requires='>=3.10',
     # The pins of requirements/constraints.txt. mmpose==1.3.2 is installed by
     # tools/install.sh with --no-deps: its declared chumpy dependency does not

@@ -1,28 +1,9 @@
 #!/usr/bin/env bash
-# Testing on a Slurm cluster:  tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]
-# GPUS (total tasks), GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS as in mmdet's script.
+# Testing on Slurm:  tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args]
+# GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS as in mmdet (see slurm_run.sh).
 set -euo pipefail
-set -x
 if [ $# -lt 4 ]; then
   echo "usage: $0 PARTITION JOB_NAME CONFIG CHECKPOINT [tools/test.py arguments]" >&2
   exit 2
 fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-
-PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
-srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" \
-    --gres=gpu:"$GPUS_PER_NODE" \
-    --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 \
-    $SRUN_ARGS \
-    python -u "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" --launcher=slurm "${@:5}"
+exec bash "$(dirname "$0")/slurm_run.sh" "$1" "$2" test.py "$3" "$4" "${@:5}"

@@ -16,7 +16,7 @@ from mmengine.config import ConfigDict, DictAction
 
 from crossformer_mm.utils.cli import (add_common_args, apply_eval_metrics,
                                       build_runner, load_config, parse_args,
-                                      toolbox_of)
+                                      predicts_masks, toolbox_of)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +76,10 @@ def enable_visualization(cfg, args: argparse.Namespace, scope: str) -> None:
 def enable_tta(cfg, scope: str) -> None:
     """Wrap the model in the config's TTA model (mmdet: flip TTA default)."""
     if scope == 'mmdet':
+        if predicts_masks(cfg):
+            raise ValueError(
+                "--tta: mmdet's DetTTAModel merges boxes only, so it cannot "
+                'test a model with a mask head; drop --tta')
         cfg.setdefault(
             'tta_model',
             dict(

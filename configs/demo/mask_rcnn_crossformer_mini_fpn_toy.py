@@ -49,6 +49,7 @@ param_scheduler = [
 optim_wrapper = dict(
     optimizer=dict(lr=0.001), clip_grad=dict(max_norm=10, norm_type=2))
 auto_scale_lr = dict(base_batch_size=4)
+randomness = dict(seed=0)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

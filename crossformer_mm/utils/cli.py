@@ -36,15 +36,20 @@ EVAL_METRICS: Dict[str, Dict[str, Tuple[Optional[str], Tuple[str, ...]]]] = {
 MASK_METRICS = ('segm', )
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Flags that every tool shares (as in the toolboxes' own scripts)."""
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
+def add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    """``--cfg-options key=value ...``: overrides merged into the config."""
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
         help='override settings of the config, key=value pairs, e.g. '
         'model.backbone.init_cfg.checkpoint=PATH or key="[a,b]"')
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Flags that train.py and test.py share (as the toolboxes' scripts)."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    add_cfg_options(parser)
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -119,6 +124,11 @@ def _has_key(node, key: str) -> bool:
     return False
 
 
+def predicts_masks(cfg: Config) -> bool:
+    """Whether the config's model has a mask head (instance segmentation)."""
+    return _has_key(cfg.model, 'mask_head')
+
+
 def apply_eval_metrics(cfg: Config,
                        metrics: Iterable[str],
                        eval_options: Optional[dict] = None) -> List[str]:
@@ -136,7 +146,7 @@ def apply_eval_metrics(cfg: Config,
     if 'test_evaluator' not in cfg or not cfg.test_evaluator:
         raise ValueError('--eval needs a test_evaluator in the config')
     if scope == 'mmdet' and set(metrics) & set(MASK_METRICS) and \
-            not _has_key(cfg.model, 'mask_head'):
+            not predicts_masks(cfg):
         raise ValueError(
             f'--eval {" ".join(metrics)}: the model has no mask head, so '
             "there is no 'segm' to evaluate; use --eval bbox")
