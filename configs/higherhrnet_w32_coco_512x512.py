@@ -20,7 +20,7 @@ codec = dict(
     decode_tag_thr=1.0)
 
 model = dict(
-    type='BottomupPoseEstimator',
+    type='MultiScaleBottomupPoseEstimator',
     data_preprocessor=dict(
         type='MultiScalePoseDataPreprocessor',
         mean=[123.675, 116.28, 103.53],

@@ -3,6 +3,7 @@ packing and batching."""
 import numpy as np
 import pytest
 import torch
+from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS, TRANSFORMS
 
@@ -88,9 +89,7 @@ def test_pack_and_preprocess_a_pyramid():
     preprocessor = MODELS.build(
         dict(type='MultiScalePoseDataPreprocessor', mean=[0, 0, 0],
              std=[1, 1, 1], bgr_to_rgb=True))
-    batch = preprocessor(
-        dict(inputs=[packed['inputs']] * 2,
-             data_samples=[packed['data_samples']] * 2))
+    batch = preprocessor(pseudo_collate([packed, packed]))
     assert [tuple(t.shape) for t in batch['inputs']] == [(2, 3, 128, 256),
                                                          (2, 3, 64, 128),
                                                          (2, 3, 256, 512)]
@@ -106,5 +105,5 @@ def test_single_images_pack_and_batch_as_in_mmpose():
     packed = TRANSFORMS.build(dict(type='PackMultiScalePoseInputs'))(results)
     assert tuple(packed['inputs'].shape) == (3, 64, 128)
     batch = MODELS.build(dict(type='MultiScalePoseDataPreprocessor'))(
-        dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]))
+        pseudo_collate([packed]))
     assert tuple(batch['inputs'].shape) == (1, 3, 64, 128)

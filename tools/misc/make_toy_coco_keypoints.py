@@ -9,8 +9,9 @@ Layout (the COCO layout that ``CocoDataset`` reads)::
     OUT/val/000001.png ...     OUT/annotations/person_keypoints_val.json
 
 Every image holds 1-4 labelled stick figures with the 17 COCO joints drawn as
-coloured dots (one colour per joint type, so left and right differ) joined by
-limbs, on a noisy background with clutter. Joints outside the image are
+coloured dots (one colour per joint type, so left and right differ) on a body
+of thick limbs in the figure's own colour (the identity cue that the tags can
+learn), on a noisy background with clutter. Joints outside the image are
 unlabelled (v=0), the others visible (v=2). Some images also hold an
 unlabelled person (``num_keypoints=0``, polygon segmentation) and a crowd
 region of small figures (``iscrowd=1``, RLE segmentation), which bottom-up
@@ -81,20 +82,29 @@ def figure_keypoints(rng: np.random.Generator, cx: float, cy: float,
 
 
 def draw_figure(image: np.ndarray, keypoints: np.ndarray, height: float,
-                limb_colour: Tuple[int, int, int]) -> None:
-    """Draw limbs, head outline and joint dots of one figure."""
-    thickness = max(1, int(round(height / 60)))
+                body_colour: Tuple[int, int, int]) -> None:
+    """Draw the body (thick limbs, filled head) in the figure's own colour,
+    then the joint dots in their joint-type colours."""
+    thickness = max(2, int(round(height / 20)))
     pts = np.round(keypoints).astype(np.int32)
     for a, b in SKELETON:
-        cv2.line(image, tuple(pts[a - 1]), tuple(pts[b - 1]), limb_colour,
+        cv2.line(image, tuple(pts[a - 1]), tuple(pts[b - 1]), body_colour,
                  thickness, cv2.LINE_AA)
-    cv2.circle(image, tuple(pts[0]), max(2, int(height * 0.07)), limb_colour,
-               thickness, cv2.LINE_AA)
-    radius = max(1, int(round(height / 45)))
+    cv2.circle(image, tuple(pts[0]), max(2, int(height * 0.07)), body_colour,
+               -1, cv2.LINE_AA)
+    radius = max(1, int(round(height / 40)))
     for joint, (x, y) in enumerate(pts):
         cv2.circle(image, (int(x), int(y)), radius,
                    tuple(int(c) for c in JOINT_COLOURS[joint]), -1,
                    cv2.LINE_AA)
+
+
+def body_colours(rng: np.random.Generator, num: int) -> List[Tuple]:
+    """``num`` clearly different BGR colours (hues spread over the circle)."""
+    hues = (rng.uniform(0, 180) + np.arange(num) * 180 / num) % 180
+    hsv = np.stack([hues, np.full(num, 170), np.full(num, 230)], 1)
+    bgr = cv2.cvtColor(hsv[None].astype(np.uint8), cv2.COLOR_HSV2BGR)[0]
+    return [tuple(int(c) for c in colour) for colour in bgr]
 
 
 def person_annotation(keypoints: np.ndarray, width: int, height: int,
@@ -176,6 +186,7 @@ def draw_image(rng: np.random.Generator,
     size = min(height, width)
     num_people = int(rng.integers(1, 5))
     slots = rng.permutation(np.linspace(0.15, 0.85, num_people + 1))
+    colours = body_colours(rng, num_people + 1)
     for i in range(num_people + 1):
         labelled = i < num_people
         if not labelled and rng.random() < 0.6:
@@ -184,8 +195,7 @@ def draw_image(rng: np.random.Generator,
         cx = width * slots[i] + rng.uniform(-0.05, 0.05) * width
         cy = height * rng.uniform(0.45, 0.6)
         kpts = figure_keypoints(rng, cx, cy, figure_h)
-        draw_figure(image, kpts, figure_h,
-                    tuple(int(c) for c in rng.integers(150, 256, 3)))
+        draw_figure(image, kpts, figure_h, colours[i])
         annotations.append(
             person_annotation(kpts, width, height, labelled,
                               margin=figure_h * 0.05))

@@ -158,7 +158,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--tag-loss-factor',
         type=float,
-        default=1e-2,
+        default=0.1,
         help='pull and push factors (published: 1e-3 for 300 epochs; the '
         'short toy schedule needs the tags to separate sooner)')
     parser.add_argument('--seed', type=int, default=0)

@@ -1,0 +1,147 @@
+"""HigherHRNet with the stock tools on a toy COCO-keypoints set (CPU).
+
+mmpose's own ``tools/train.py`` (from its installed ``.mim/tools``) trains
+every pose config for 2 iterations at a 64-pixel input, unedited apart from
+``--cfg-options`` that point it at the toy data (and, for the 640 configs,
+a derived config without mixed precision, which mmengine only runs on a
+GPU); this project's ``tools/test.py`` scores the W32 checkpoint with flip
+test, single-scale and multi-scale [0.5, 1, 2].
+"""
+import importlib.util
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+from typing import List
+
+import mmpose
+import pytest
+from mmengine.config import Config
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
+POSE_CONFIGS = sorted(
+    n for n in os.listdir(CONFIG_DIR) if n.startswith('higherhrnet_'))
+CKPT_CONFIG = 'higherhrnet_w32_coco_512x512.py'
+MMPOSE_TRAIN = osp.join(osp.dirname(mmpose.__file__), '.mim', 'tools',
+                        'train.py')
+TOY_INPUT = 64
+ENV = dict(os.environ, OMP_NUM_THREADS='2')
+
+
+def load_tool(name: str):
+    path = osp.join(REPO_ROOT, 'tools', 'misc', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+toy_tool = load_tool('train_toy_pose')
+
+
+@pytest.fixture(scope='module')
+def toy_coco(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp('toy_coco_kpt'))
+    toy_tool.load_make_toy_coco_keypoints()(
+        root, num_train=4, num_val=2, size=TOY_INPUT)
+    return root
+
+
+def cpu_config(config: str, work_dir: str) -> str:
+    """The config itself, or for a mixed-precision config a derived one with
+    a plain OptimWrapper (``AmpOptimWrapper`` asserts a GPU)."""
+    path = osp.join(CONFIG_DIR, config)
+    cfg = Config.fromfile(path)
+    if cfg.optim_wrapper.get('type') != 'AmpOptimWrapper':
+        return path
+    derived = osp.join(work_dir, f'cpu_{config}')
+    optimizer = dict(cfg.optim_wrapper.optimizer)
+    with open(derived, 'w') as f:
+        f.write(f'_base_ = [{path!r}]\n'
+                'optim_wrapper = dict(_delete_=True, type="OptimWrapper", '
+                f'optimizer={optimizer!r})\n')
+    return derived
+
+
+def toy_cli_options(config: str, data_root: str, **extra) -> List[str]:
+    """``--cfg-options`` that run ``config`` on the toy set: 2 iterations
+    (4 images, batch 2, 1 epoch), no ImageNet checkpoint."""
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, config))
+    options = toy_tool.toy_overrides(cfg, data_root, TOY_INPUT, batch_size=2)
+    options.update({
+        'model.backbone.init_cfg': None,
+        'train_cfg.max_epochs': 1,
+        'default_hooks.logger.interval': 1,
+    })
+    options.update(extra)
+    return ['--cfg-options', *toy_tool.cli_options(options)]
+
+
+def run(cmd: List[str]) -> str:
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f'{" ".join(cmd)} failed:\n{output[-6000:]}'
+    return output
+
+
+def train(config: str, data_root: str, work_dir: str) -> str:
+    output = run([
+        sys.executable, MMPOSE_TRAIN,
+        cpu_config(config, work_dir), '--work-dir', work_dir,
+        *toy_cli_options(config, data_root)
+    ])
+    losses = re.findall(r'Epoch\(train\) +\[1\]\[(\d)/2\].*? loss: ([\d.e+-]+)',
+                        output)
+    assert [it for it, _ in losses] == ['1', '2'], output[-3000:]
+    assert all(0 < float(loss) < 1 for _, loss in losses), losses
+    for name in ('loss_heatmap0', 'loss_heatmap1', 'loss_pull', 'loss_push'):
+        assert name in output
+    return output
+
+
+@pytest.fixture(scope='module')
+def w32_checkpoint(toy_coco, tmp_path_factory) -> str:
+    work_dir = str(tmp_path_factory.mktemp('train_w32'))
+    train(CKPT_CONFIG, toy_coco, work_dir)
+    checkpoint = osp.join(work_dir, 'epoch_1.pth')
+    assert osp.isfile(checkpoint)
+    return checkpoint
+
+
+@pytest.mark.parametrize('config',
+                         [c for c in POSE_CONFIGS if c != CKPT_CONFIG])
+def test_stock_train_runs_two_iterations(config, toy_coco, tmp_path):
+    train(config, toy_coco, str(tmp_path))
+
+
+def test_640_configs_train_with_mixed_precision():
+    for config in POSE_CONFIGS:
+        cfg = Config.fromfile(osp.join(CONFIG_DIR, config))
+        amp = cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+        assert amp == ('640x640' in config), config
+        assert cfg.auto_scale_lr.base_batch_size == 192
+        assert cfg.train_dataloader.batch_size == 24
+
+
+@pytest.mark.parametrize('multiscale', [False, True])
+def test_test_tool_reports_keypoint_ap(multiscale, w32_checkpoint, toy_coco,
+                                       tmp_path):
+    extra = {}
+    if multiscale:  # the settings documented in the config
+        extra = {
+            'model.test_cfg.multiscale_test': True,
+            'test_dataloader.dataset.pipeline.1.scale_factors': [0.5, 1.0,
+                                                                 2.0],
+        }
+    output = run([
+        sys.executable, 'tools/test.py',
+        osp.join(CONFIG_DIR, CKPT_CONFIG), w32_checkpoint, '--work-dir',
+        str(tmp_path), *toy_cli_options(CKPT_CONFIG, toy_coco, **extra)
+    ])
+    ap = re.search(r'coco/AP: (-?[\d.]+)', output)
+    assert ap is not None, output[-3000:]
+    assert 0 <= float(ap.group(1)) <= 1
+    assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all' in output
