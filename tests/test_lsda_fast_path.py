@@ -38,12 +38,16 @@ def _pair(case, **kwargs):
 
 
 def _grads(module, x):
+    """Output, input gradient and parameter gradients of a fixed random loss."""
     x = x.clone().requires_grad_()
     module.zero_grad(set_to_none=True)
     out = module(x)
-    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
-    (out * weights).sum().div(out.shape[1] * out.shape[2]).backward()
-    return out.detach(), x.grad, {n: p.grad for n, p in module.named_parameters()}
+    outs = out if isinstance(out, tuple) else (out, )
+    generator = torch.Generator().manual_seed(1)
+    sum((o * torch.randn(o.shape, generator=generator)).sum() for o in outs).backward()
+    detached = tuple(o.detach() for o in outs)
+    return (detached if isinstance(out, tuple) else detached[0], x.grad,
+            {n: p.grad for n, p in module.named_parameters()})
 
 
 @pytest.mark.parametrize('case', sorted(CASES))
@@ -115,7 +119,7 @@ def test_eval_cache_reused_and_invalidated_by_weight_changes():
         assert next(iter(fast._mask_cache.values()))[1] is cached  # reused
 
     # an optimizer step on the DPB weights invalidates it
-    optimizer = torch.optim.SGD(fast.parameters(), lr=0.5)
+    optimizer = torch.optim.SGD(fast.pos.parameters(), lr=0.1)
     fast.train()
     _grads(fast, x)
     optimizer.step()
@@ -169,24 +173,21 @@ def test_folded_mask_is_broadcast_unless_padded():
 
 
 def test_backbone_fast_and_reference_agree_in_training():
-    """Whole CrossFormer (tiny custom arch): same outputs and gradients."""
+    """Whole CrossFormer (tiny custom arch, padded maps): same outputs and gradients."""
     arch = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
     torch.manual_seed(0)
-    fast = CrossFormer(arch=arch, drop_path_rate=0.)
-    ref = CrossFormer(arch=arch, drop_path_rate=0., use_fused_attn=False)
+    fast = CrossFormer(arch=arch, drop_path_rate=0.).train()
+    ref = CrossFormer(arch=arch, drop_path_rate=0., use_fused_attn=False).train()
     ref.load_state_dict(fast.state_dict())
     x = torch.randn(1, 3, 76, 100)
-    results = []
-    for model in (fast, ref):
-        model.train()
-        model.zero_grad()
-        outs = model(x)
-        sum(o.square().mean() for o in outs).backward()
-        results.append((outs, {n: p.grad for n, p in model.named_parameters()}))
-    for a, b in zip(results[0][0], results[1][0]):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    for name, grad in results[1][1].items():
-        torch.testing.assert_close(results[0][1][name], grad, atol=1e-5, rtol=1e-5, msg=name)
+    outs_f, dx_f, grads_f = _grads(fast, x)
+    outs_r, dx_r, grads_r = _grads(ref, x)
+    torch.testing.assert_close(outs_f, outs_r, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(dx_f, dx_r, atol=1e-5, rtol=1e-5)
+    for name, grad in grads_r.items():
+        # sums over whole maps (the CEL convolutions: |grad| ~ 100): 1e-5 of the scale
+        scale = max(1., grad.abs().max().item())
+        torch.testing.assert_close(grads_f[name], grad, atol=1e-5 * scale, rtol=1e-5, msg=name)
 
 
 def test_autocast_bf16_training_runs_on_fast_path():
