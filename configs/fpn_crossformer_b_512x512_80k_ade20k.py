@@ -4,4 +4,4 @@ model = dict(
     backbone=dict(
         arch='base',
         drop_path_rate=0.3,
-        init_cfg=dict(checkpoint='pretrained/crossformer-b.pth')))
+        init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))

@@ -4,6 +4,6 @@ model = dict(
     backbone=dict(
         arch='large',
         drop_path_rate=0.5,
-        init_cfg=dict(checkpoint='pretrained/crossformer-l.pth')),
+        init_cfg=dict(checkpoint='checkpoints/crossformer-l.pth')),
     decode_head=dict(in_channels=[128, 256, 512, 1024]),
     auxiliary_head=dict(in_channels=512))

@@ -1,7 +1,10 @@
-# ADE20K data, runtime and test-time augmentation shared by every CrossFormer
-# segmentation config (mmseg 1.x bases, loaded through crossformer_mm).
+# ADE20K data, runtime, test-time augmentation and the CrossFormer backbone
+# template (``crossformer_backbone``: CrossFormer-S with G=[7]*4, I=[8,4,2,1],
+# drop path 0.2, ImageNet checkpoint, shared with detection and pose) of every
+# CrossFormer segmentation config (mmseg 1.x bases, through crossformer_mm).
 _base_ = [
-    'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py'
+    'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py',
+    './det_crossformer_backbone.py'
 ]
 custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
@@ -35,16 +38,3 @@ tta_pipeline = [
         ])
 ]
 
-# The dense CrossFormer-S backbone of the segmentation configs; the head bases
-# copy it into ``model.backbone`` (override ``model.backbone.*``, not this).
-# G=[7]*4, I=[8,4,2,1] as published for every variant except Semantic FPN
-# S / L. The ImageNet-1K checkpoint is the released classification file.
-crossformer_backbone = dict(
-    type='CrossFormer',
-    arch='small',
-    group_size=[7, 7, 7, 7],
-    crs_interval=[8, 4, 2, 1],
-    drop_path_rate=0.2,
-    out_indices=(0, 1, 2, 3),
-    init_cfg=dict(
-        type='Pretrained', checkpoint='pretrained/crossformer-s.pth'))

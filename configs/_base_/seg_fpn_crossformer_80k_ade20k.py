@@ -10,7 +10,7 @@ data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(_delete_=True, **_base_.crossformer_backbone),
+    backbone=_base_.crossformer_backbone,  # replaces mmseg's backbone
     neck=dict(in_channels=[96, 192, 384, 768]),
     decode_head=dict(num_classes=150))
 

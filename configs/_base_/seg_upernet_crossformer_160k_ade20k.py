@@ -10,7 +10,7 @@ data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
-    backbone=dict(_delete_=True, **_base_.crossformer_backbone),
+    backbone=_base_.crossformer_backbone,  # replaces mmseg's backbone
     decode_head=dict(in_channels=[96, 192, 384, 768], num_classes=150),
     # FCN head on stage 3 (4C channels), loss weight 0.4; SyncBN in both heads
     auxiliary_head=dict(in_channels=384, in_index=2, num_classes=150))
