@@ -87,11 +87,16 @@ def run(cmd: List[str]) -> str:
     return output
 
 
-def train(config: str, data_root: str, work_dir: str) -> str:
+def train(config: str, data_root: str, work_dir: str,
+          save_checkpoint: bool = False) -> str:
+    checkpoint = {
+        'default_hooks.checkpoint.save_last': save_checkpoint,
+        'default_hooks.checkpoint.save_optimizer': False,
+    }
     output = run([
         sys.executable, MMPOSE_TRAIN,
         cpu_config(config, work_dir), '--work-dir', work_dir,
-        *toy_cli_options(config, data_root)
+        *toy_cli_options(config, data_root, **checkpoint)
     ])
     losses = re.findall(r'Epoch\(train\) +\[1\]\[(\d)/2\].*? loss: ([\d.e+-]+)',
                         output)
@@ -105,7 +110,7 @@ def train(config: str, data_root: str, work_dir: str) -> str:
 @pytest.fixture(scope='module')
 def w32_checkpoint(toy_coco, tmp_path_factory) -> str:
     work_dir = str(tmp_path_factory.mktemp('train_w32'))
-    train(CKPT_CONFIG, toy_coco, work_dir)
+    train(CKPT_CONFIG, toy_coco, work_dir, save_checkpoint=True)
     checkpoint = osp.join(work_dir, 'epoch_1.pth')
     assert osp.isfile(checkpoint)
     return checkpoint

@@ -14,6 +14,7 @@ stripped and floating-point tensors are cast to float32. ``final_layers.*`` /
 ``configs/higherhrnet_w{32,48}_coco_{512x512,640x640}.py``.
 """
 import argparse
+import os.path as osp
 from collections import OrderedDict
 from typing import Dict, Mapping
 
@@ -76,11 +77,8 @@ def main() -> None:
     original = unwrap_state_dict(load_checkpoint_file(args.src))
     half = sum(v.dtype == torch.float16 for v in original.values())
     converted = convert_state_dict(original)
-    torch.save(
-        dict(
-            state_dict=converted,
-            meta=dict(converted_from=args.src, tool='higherhrnet_official_to_mmpose')),
-        args.dst)
+    meta = dict(converted_from=args.src, tool=osp.basename(__file__))
+    torch.save(dict(state_dict=converted, meta=meta), args.dst)
     num_params = sum(v.numel() for k, v in converted.items()
                      if v.is_floating_point() and 'running_' not in k)
     print(f'{args.src}: {len(converted)} entries ({half} fp16 tensors cast to '

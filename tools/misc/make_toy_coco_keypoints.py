@@ -253,11 +253,12 @@ def make_toy_coco_keypoints(out_dir: str,
         with open(ann_files[split], 'w') as f:
             json.dump(coco, f)
         anns = coco['annotations']
-        print(f'{split}: {len(coco["images"])} images, '
-              f'{sum(a["num_keypoints"] > 0 for a in anns)} labelled people, '
-              f'{sum(a["iscrowd"] for a in anns)} crowd regions, '
-              f'{sum(a["num_keypoints"] == 0 and not a["iscrowd"] for a in anns)}'
-              f' unlabelled people -> {ann_files[split]}')
+        crowds = sum(a['iscrowd'] for a in anns)
+        labelled = sum(a['num_keypoints'] > 0 for a in anns)
+        print(f'{split}: {len(coco["images"])} images, {labelled} labelled '
+              f'people, {crowds} crowd regions, '
+              f'{len(anns) - labelled - crowds} unlabelled people -> '
+              f'{ann_files[split]}')
     return ann_files
 
 

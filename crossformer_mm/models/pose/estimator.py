@@ -1,5 +1,5 @@
 """Bottom-up pose estimator whose multi-scale test receives the pyramid."""
-from typing import List, Optional, Union
+from typing import List, Union
 
 from mmengine.registry import MODELS
 from mmpose.models.pose_estimators import BottomupPoseEstimator

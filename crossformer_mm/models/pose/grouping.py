@@ -1,4 +1,4 @@
-"""Associative-embedding grouping of HigherHRNet (the original ``HeatmapParser``).
+"""Associative-embedding grouping of HigherHRNet (original ``HeatmapParser``).
 
 A faithful re-implementation of ``lib/core/group.py`` of the original code
 (HRNet/HigherHRNet-Human-Pose-Estimation): 5x5 max-pool NMS, top-k candidates
