@@ -68,10 +68,12 @@ def test_fast_path_matches_reference_outputs_and_gradients(case):
         torch.testing.assert_close(fast(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize('case', ['lda-windowed-padded', 'lda-windowed-exact'])
 @pytest.mark.parametrize('chunk_scores', [1, 300, 1 << 22])
-def test_mask_gradient_chunking_does_not_change_gradients(chunk_scores, monkeypatch):
-    """Chunks of single heads, of several groups, of whole images: same dM."""
-    fast, ref, x = _pair('lda-windowed-padded')
+def test_mask_gradient_chunking_does_not_change_gradients(case, chunk_scores, monkeypatch):
+    """Chunks of one group, of several groups, of whole images; per-group
+    (padded) and shared masks: the same gradients."""
+    fast, ref, x = _pair(case)
     _, _, grads_r = _grads(ref, x)
     monkeypatch.setattr(MaskGradient, 'chunk_scores', chunk_scores)
     _, _, grads_f = _grads(fast, x)

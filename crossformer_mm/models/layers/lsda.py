@@ -155,15 +155,16 @@ class MaskGradient(torch.autograd.Function):
     PyTorch's CPU flash kernel gives no gradient for ``attn_mask``, so the fast
     path runs it on the detached mask (q, k, v get their gradients from it)
     and attaches ``M`` here: ``dM = P * (dO v^T - rowsum(dO * O))``, summed
-    over the groups sharing a mask entry, recomputed in chunks of at most
-    :attr:`chunk_scores` scores so that no full ``(B * nG, heads, N, N)``
-    tensor is ever stored.
+    over the groups sharing a mask entry. ``P`` is recomputed head by head in
+    chunks of groups of at most :attr:`chunk_scores` scores, so no full
+    ``(B * nG, heads, N, N)`` tensor is ever stored, with few, large kernel
+    calls (each one costs a thread wake-up).
 
     Inputs: ``out, q, k, v``: (B * nG, heads, N, d); ``mask``: (1, heads, N, N)
     shared by every group, or (nG, heads, N, N), one per group of each image.
     """
 
-    chunk_scores = 1 << 22
+    chunk_scores = 1 << 20
 
     @staticmethod
     def forward(ctx, out: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor,
@@ -175,29 +176,28 @@ class MaskGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         out, q, k, v, mask = ctx.saved_tensors
-        groups, heads, N = q.shape[:3]
-        masks = mask.shape[0]
         dtype = torch.promote_types(mask.dtype, torch.float32)  # accumulate in >= fp32
-        delta = (grad_out.to(dtype) * out.to(dtype)).sum(-1, keepdim=True)
+        # head-major views: (heads, B * nG, N, d)
+        q, k, v, grad, out = (t.to(dtype).transpose(0, 1) for t in (q, k, v, grad_out, out))
+        heads, groups, N = q.shape[:3]
+        neg_delta = (grad * out).sum(-1, keepdim=True).neg_()  # -rowsum(dO * O)
         grad_mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
-        chunk = MaskGradient.chunk_scores
-        group_step = max(1, chunk // (heads * N * N))
-        head_step = heads if group_step > 1 else max(1, min(heads, chunk // (N * N)))
-        span = groups if masks == 1 else masks  # chunks never cross an image
-        for start in range(0, groups, span):
-            for g0 in range(start, start + span, group_step):
-                g1 = min(start + span, g0 + group_step)
-                for h0 in range(0, heads, head_step):
-                    g, h = slice(g0, g1), slice(h0, h0 + head_step)
-                    m = (slice(None), h) if masks == 1 else (slice(g0 - start, g1 - start), h)
-                    scores = (q[g, h].to(dtype) * ctx.scale) @ k[g, h].to(dtype).transpose(-2, -1)
-                    probs = scores.add_(mask[m]).softmax(dim=-1)
-                    grad = grad_out[g, h].to(dtype) @ v[g, h].to(dtype).transpose(-2, -1)
-                    grad = grad.sub_(delta[g, h])  # dL/dscores = probs * grad
-                    if masks == 1 and g1 - g0 > 1:
-                        grad_mask[m] += (probs * grad).sum(0, keepdim=True)
-                    else:
-                        grad_mask[m].addcmul_(probs, grad)
+        shared = mask.shape[0] == 1
+        span = groups if shared else mask.shape[0]  # chunks never cross an image
+        step = max(1, MaskGradient.chunk_scores // (N * N))
+        for h in range(heads):
+            for start in range(0, groups, span):
+                for g0 in range(start, start + span, step):
+                    g = slice(g0, min(start + span, g0 + step))
+                    rows = slice(None) if shared else slice(g0 - start, g.stop - start)
+                    probs = torch.baddbmm(mask[rows, h], q[h, g], k[h, g].transpose(1, 2),
+                                          alpha=ctx.scale).softmax(dim=-1)
+                    d_probs = torch.baddbmm(neg_delta[h, g], grad[h, g], v[h, g].transpose(1, 2))
+                    target = grad_mask[rows, h]  # (1 or chunk, N, N)
+                    if target.shape[0] == probs.shape[0]:
+                        target.addcmul_(probs, d_probs)
+                    else:  # a shared mask: sum over the chunk's groups
+                        target += probs.mul_(d_probs).sum(0, keepdim=True)
         return grad_out, None, None, None, grad_mask.to(mask.dtype), None
 
 
