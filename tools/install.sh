@@ -69,6 +69,14 @@ step "test tools"
 
 step "crossformer_mm (editable)"
 "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
+# mim looks for <dist location>/crossformer_mm/.mim; a PEP 660 editable install
+# keeps its dist-info in site-packages but the package in this repository, so
+# link it there (what add_mim_extension did for old `setup.py develop` installs).
+SITE="$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
+if [ ! -e "$SITE/crossformer_mm" ]; then
+  ln -s "$ROOT/crossformer_mm" "$SITE/crossformer_mm"
+  echo "linked $SITE/crossformer_mm -> $ROOT/crossformer_mm (for mim)"
+fi
 
 step "check imports"
 "$PY" - <<'PY'
@@ -82,5 +90,13 @@ for name in mods:
     print(f'  {name:<16} {version}')
 import numpy
 assert numpy.__version__.startswith('1.'), f'numpy {numpy.__version__} is 2.x: the stack needs numpy<2'
+import os.path as osp
+import warnings
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore')
+    from mim.utils import get_installed_path
+mim_tools = osp.join(get_installed_path('crossformer_mm'), '.mim', 'tools', 'train.py')
+assert osp.isfile(mim_tools), f'mim cannot find crossformer_mm tools at {mim_tools}'
+print(f'  mim finds         {osp.dirname(mim_tools)}')
 print('[install] OK')
 PY
