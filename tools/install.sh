@@ -73,8 +73,8 @@ step "crossformer_mm (editable)"
 # keeps its dist-info in site-packages but the package in this repository, so
 # link it there (what add_mim_extension did for old `setup.py develop` installs).
 SITE="$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
-if [ ! -e "$SITE/crossformer_mm" ]; then
-  ln -s "$ROOT/crossformer_mm" "$SITE/crossformer_mm"
+if [ ! -e "$SITE/crossformer_mm" ] || [ -L "$SITE/crossformer_mm" ]; then
+  ln -sfn "$ROOT/crossformer_mm" "$SITE/crossformer_mm"  # (re-)point it at this checkout
   echo "linked $SITE/crossformer_mm -> $ROOT/crossformer_mm (for mim)"
 fi
 
