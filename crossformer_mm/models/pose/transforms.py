@@ -141,15 +141,17 @@ class PackMultiScalePoseInputs(PackPoseInputs):
     becomes a list of (C, H, W) tensors, which
     :class:`MultiScalePoseDataPreprocessor` batches per scale;
     ``aug_scales`` is kept in the meta information. A single image is packed
-    exactly as by ``PackPoseInputs``.
+    as by ``PackPoseInputs``. The default meta keys leave out
+    ``category_id``: a bottom-up sample holds the ids of all its people, and
+    ``CocoMetric`` would copy that list into every result.
     """
 
     def __init__(self,
                  meta_keys: Sequence[str] = (
-                     'id', 'img_id', 'img_path', 'category_id', 'crowd_index',
-                     'ori_shape', 'img_shape', 'input_size', 'input_center',
-                     'input_scale', 'flip', 'flip_direction', 'flip_indices',
-                     'raw_ann_info', 'dataset_name', 'aug_scales'),
+                     'id', 'img_id', 'img_path', 'crowd_index', 'ori_shape',
+                     'img_shape', 'input_size', 'input_center', 'input_scale',
+                     'flip', 'flip_direction', 'flip_indices', 'raw_ann_info',
+                     'dataset_name', 'aug_scales'),
                  pack_transformed: bool = False) -> None:
         super().__init__(
             meta_keys=meta_keys, pack_transformed=pack_transformed)
