@@ -285,7 +285,7 @@ def summarise(args, timings, memories, gflops, differences) -> dict:
     return dict(rows=rows, ratios=ratios)
 
 
-def format_report(results: dict, args) -> str:
+def format_report(results: dict) -> str:
     fmt = '{:<10} {:<6} {:<22} {:>9} {:>12} {:>8} {:>9}'
     lines = [fmt.format('size', 'mode', 'model', 'ms/image', 'peak MiB', 'GFLOPs', 'GFLOP/s')]
     for row in results['rows']:
@@ -301,7 +301,8 @@ def format_report(results: dict, args) -> str:
         lines.append(
             f"{size} {mode}: fast/ref speed-up {ratio['speedup_fast_vs_ref']:.2f}x, "
             f"memory fast/ref {'-' if memory is None else f'{memory:.2f}'}, "
-            f"GFLOP/s CrossFormer(fast)/Swin-T {ratio['gflops_per_s_crossformer_fast_vs_swin']:.2f}, "
+            'GFLOP/s CrossFormer(fast)/Swin-T '
+            f"{ratio['gflops_per_s_crossformer_fast_vs_swin']:.2f}, "
             f"time CrossFormer(fast)/Swin-T {ratio['time_crossformer_fast_vs_swin']:.2f}, "
             f"max|fast-ref| {ratio['max_abs_output_difference_fast_vs_ref']:.1e}")
     return '\n'.join(lines)
@@ -368,7 +369,7 @@ def main() -> None:
         load_average_before=load_before, load_average_after=load_after)
     targets = check_targets(results) if args.device == 'cpu' else []
     results['targets'] = targets
-    logger.info('\n' + format_report(results, args) + ''.join('\n' + t for t in targets) +
+    logger.info('\n' + format_report(results) + ''.join('\n' + t for t in targets) +
                 f'\nload average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

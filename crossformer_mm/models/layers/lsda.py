@@ -156,9 +156,8 @@ class MaskGradient(torch.autograd.Function):
     path runs it on the detached mask (q, k, v get their gradients from it)
     and attaches ``M`` here: ``dM = P * (dO v^T - rowsum(dO * O))``, summed
     over the groups sharing a mask entry. ``P`` is recomputed head by head in
-    chunks of groups of at most :attr:`chunk_scores` scores, so no full
-    ``(B * nG, heads, N, N)`` tensor is ever stored, with few, large kernel
-    calls (each one costs a thread wake-up).
+    chunks of groups of at most :attr:`chunk_scores` scores (4 MB in fp32:
+    cache-sized), so no ``(B * nG, heads, N, N)`` tensor is ever stored.
 
     Inputs: ``out, q, k, v``: (B * nG, heads, N, d); ``mask``: (1, heads, N, N)
     shared by every group, or (nG, heads, N, N), one per group of each image.
@@ -192,12 +191,13 @@ class MaskGradient(torch.autograd.Function):
                     rows = slice(None) if shared else slice(g0 - start, g.stop - start)
                     probs = torch.baddbmm(mask[rows, h], q[h, g], k[h, g].transpose(1, 2),
                                           alpha=ctx.scale).softmax(dim=-1)
-                    d_probs = torch.baddbmm(neg_delta[h, g], grad[h, g], v[h, g].transpose(1, 2))
+                    # dO v^T - rowsum(dO * O): dL/dscores = probs * centered
+                    centered = torch.baddbmm(neg_delta[h, g], grad[h, g], v[h, g].transpose(1, 2))
                     target = grad_mask[rows, h]  # (1 or chunk, N, N)
                     if target.shape[0] == probs.shape[0]:
-                        target.addcmul_(probs, d_probs)
+                        target.addcmul_(probs, centered)
                     else:  # a shared mask: sum over the chunk's groups
-                        target += probs.mul_(d_probs).sum(0, keepdim=True)
+                        target += probs.mul_(centered).sum(0, keepdim=True)
         return grad_out, None, None, None, grad_mask.to(mask.dtype), None
 
 
