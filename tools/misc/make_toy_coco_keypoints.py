@@ -9,7 +9,7 @@ Layout (the COCO layout that ``CocoDataset`` reads)::
     OUT/val/000001.png ...     OUT/annotations/person_keypoints_val.json
 
 Every image holds 1-4 labelled stick figures with the 17 COCO joints drawn as
-coloured dots (one colour per joint type, so left and right differ) on a body
+coloured dots (one colour per joint type, left and right alike) on a body
 of thick limbs in the figure's own colour (the identity cue that the tags can
 learn), on a noisy background with clutter. Joints outside the image are
 unlabelled (v=0), the others visible (v=2). Some images also hold an
@@ -36,18 +36,20 @@ KEYPOINT_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear',
 SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12],
             [7, 13], [6, 7], [6, 8], [7, 9], [8, 10], [9, 11], [2, 3], [1, 2],
             [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
-#: One BGR colour per joint type.
-JOINT_COLOURS = np.array([
-    (255, 255, 255), (0, 255, 255), (255, 0, 255), (0, 160, 255),
-    (255, 160, 0), (0, 0, 255), (255, 0, 0), (0, 255, 0), (255, 255, 0),
-    (0, 128, 0), (128, 0, 128), (0, 0, 128), (128, 0, 0), (0, 200, 200),
-    (200, 200, 0), (60, 60, 255), (255, 60, 60)
-])
+#: One BGR colour per joint type, the same on both sides: flip augmentation
+#: swaps the left / right labels, so (as on real people) the side of a joint
+#: is told by where it sits on the body, not by its colour.
+PART_COLOURS = dict(
+    nose=(255, 255, 255), eye=(0, 255, 255), ear=(255, 0, 255),
+    shoulder=(0, 0, 255), elbow=(0, 255, 0), wrist=(255, 0, 0),
+    hip=(0, 128, 255), knee=(255, 255, 0), ankle=(128, 0, 128))
+JOINT_COLOURS = np.array(
+    [PART_COLOURS[name.split('_')[-1]] for name in KEYPOINT_NAMES])
 #: Joints of an upright figure of height 1 facing the viewer (its left on
 #: the image right), centred at the hips; limbs are added by angle below.
 FACE_AND_TORSO = {
-    0: (0.0, -0.40), 1: (0.03, -0.43), 2: (-0.03, -0.43), 3: (0.065, -0.41),
-    4: (-0.065, -0.41), 5: (0.12, -0.28), 6: (-0.12, -0.28), 11: (0.08, 0.02),
+    0: (0.0, -0.39), 1: (0.045, -0.44), 2: (-0.045, -0.44), 3: (0.09, -0.41),
+    4: (-0.09, -0.41), 5: (0.12, -0.28), 6: (-0.12, -0.28), 11: (0.08, 0.02),
     12: (-0.08, 0.02)
 }
 #: (root joint, middle joint, end joint, segment length) of the limbs.
@@ -90,9 +92,9 @@ def draw_figure(image: np.ndarray, keypoints: np.ndarray, height: float,
     for a, b in SKELETON:
         cv2.line(image, tuple(pts[a - 1]), tuple(pts[b - 1]), body_colour,
                  thickness, cv2.LINE_AA)
-    cv2.circle(image, tuple(pts[0]), max(2, int(height * 0.07)), body_colour,
+    cv2.circle(image, tuple(pts[0]), max(2, int(height * 0.09)), body_colour,
                -1, cv2.LINE_AA)
-    radius = max(1, int(round(height / 40)))
+    radius = max(2, int(round(height / 28)))
     for joint, (x, y) in enumerate(pts):
         cv2.circle(image, (int(x), int(y)), radius,
                    tuple(int(c) for c in JOINT_COLOURS[joint]), -1,

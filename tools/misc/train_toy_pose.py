@@ -27,9 +27,9 @@ from mmengine.runner import Runner
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs',
                           'higherhrnet_w32_coco_512x512.py')
-#: Width of the toy HRNet: branches of (16, 32, 64, 128) channels, one module
+#: Width of the toy HRNet: branches of (32, 64, 128, 256) channels, one module
 #: of one block per branch and stage.
-TOY_WIDTH = 16
+TOY_WIDTH = 32
 
 
 def shrink_hrnet(extra: dict) -> None:
@@ -152,13 +152,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--input-size', type=int, default=128,
                         help='network input size (multiple of 64)')
     parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--epochs', type=int, default=40)
+    parser.add_argument('--epochs', type=int, default=80)
     parser.add_argument('--log-interval', type=int, default=25)
     parser.add_argument('--lr', type=float, default=3e-3)
     parser.add_argument(
         '--tag-loss-factor',
         type=float,
-        default=0.1,
+        default=1.0,
         help='pull and push factors (published: 1e-3 for 300 epochs; the '
         'short toy schedule needs the tags to separate sooner)')
     parser.add_argument('--seed', type=int, default=0)
