@@ -1,4 +1,9 @@
-"""The fast LSDA path (fused SDPA, caches, MaskGradient) against the reference path."""
+"""The fast LSDA path (fused SDPA, caches, MaskGradient) against the reference path.
+
+In CPU training the fast path has two kernels (explicit for small groups,
+flash + MaskGradient for larger ones); the ``train_kernel`` fixture forces
+each on the small test groups.
+"""
 import copy
 
 import pytest
@@ -50,8 +55,16 @@ def _grads(module, x):
             {n: p.grad for n, p in module.named_parameters()})
 
 
+@pytest.fixture(params=['flash', 'explicit'])
+def train_kernel(request, monkeypatch) -> str:
+    """The CPU training kernel of the fast path, for every group size."""
+    factor = 0 if request.param == 'flash' else 1 << 20
+    monkeypatch.setattr(LSDA, 'explicit_group_factor', factor)
+    return request.param
+
+
 @pytest.mark.parametrize('case', sorted(CASES))
-def test_fast_path_matches_reference_outputs_and_gradients(case):
+def test_fast_path_matches_reference_outputs_and_gradients(case, train_kernel):
     fast, ref, x = _pair(case)
     fast.train(), ref.train()
     out_f, dx_f, grads_f = _grads(fast, x)
@@ -76,24 +89,42 @@ def test_mask_gradient_chunking_does_not_change_gradients(case, chunk_scores, mo
     fast, ref, x = _pair(case)
     _, _, grads_r = _grads(ref, x)
     monkeypatch.setattr(MaskGradient, 'chunk_scores', chunk_scores)
+    monkeypatch.setattr(LSDA, 'explicit_group_factor', 0)  # MaskGradient at any size
     _, _, grads_f = _grads(fast, x)
     for name, grad in grads_r.items():
         torch.testing.assert_close(grads_f[name], grad, atol=1e-5, rtol=1e-5, msg=name)
 
 
-def test_fast_path_uses_flash_kernel_and_reference_does_not():
-    fast, ref, x = _pair('lda-iclr-odd-groups')
-    for module, expected in ((fast, True), (ref, False)):
-        for train in (False, True):
-            module.train(train)
-            with torch.profiler.profile() as prof:
-                with torch.set_grad_enabled(train):
-                    out = module(x.requires_grad_(train))
-                if train:
-                    out.sum().backward()
-            ops = {e.key for e in prof.key_averages()}
-            assert ('aten::_scaled_dot_product_flash_attention_for_cpu' in ops) == expected
-            assert 'aten::_scaled_dot_product_attention_math' not in ops
+def _attention_ops(module, x, train):
+    module.train(train)
+    with torch.profiler.profile() as prof:
+        with torch.set_grad_enabled(train):
+            out = module(x.requires_grad_(train))
+        if train:
+            out.sum().backward()
+    return {e.key for e in prof.key_averages()}
+
+
+FLASH = 'aten::_scaled_dot_product_flash_attention_for_cpu'
+MATH = 'aten::_scaled_dot_product_attention_math'
+
+
+def test_fast_path_kernels(monkeypatch):
+    """Inference: flash. Training: explicit kernels for the small groups, flash
+    + MaskGradient for larger ones. The reference: neither, and no path falls
+    back to SDPA's math kernel."""
+    fast, ref, x = _pair('lda-iclr-odd-groups')  # 20-token groups, head_dims 32
+    for train in (False, True):
+        assert FLASH not in _attention_ops(ref, x, train)
+        assert MATH not in _attention_ops(ref, x, train)
+    assert FLASH in _attention_ops(fast, x, train=False)
+    assert LSDA.explicit_group_factor * fast.head_dims >= 20
+    ops = _attention_ops(fast, x, train=True)
+    assert FLASH not in ops and 'MaskGradientBackward' not in ops
+    monkeypatch.setattr(LSDA, 'explicit_group_factor', 0.5)  # up to 16 tokens
+    ops = _attention_ops(fast, x, train=True)
+    assert FLASH in ops and 'MaskGradientBackward' in ops
+    assert MATH not in ops
 
 
 def test_reference_path_uses_no_cache(monkeypatch):

@@ -223,8 +223,10 @@ class LSDA(BaseModule):
       shape, padded size, device); when no autograd graph is needed (inference,
       frozen DPB) the folded mask is cached per (layout, device, dtype) until
       the DPB weights change (at most :attr:`mask_cache_size` sizes per module).
-      In training the DPB runs once per forward and :class:`MaskGradient`
-      back-propagates into it.
+      In training the DPB runs once per forward; on CPU :class:`MaskGradient`
+      back-propagates into it after the flash kernel, except for small groups
+      (:attr:`explicit_group_factor`), which use explicit kernels with the
+      folded mask.
     * reference (``use_fused_attn=False``): the original's computation,
       everything rebuilt on every call (offsets, index, DPB table, padding
       mask) and explicit ``matmul + softmax``.
@@ -246,6 +248,12 @@ class LSDA(BaseModule):
     #: mask is ``heads * N * N`` floats (``groups`` times that if padded), e.g.
     #: 3.6 MB per head for the 25x38 groups of an 800x1216 image.
     mask_cache_size = 2
+    #: In CPU training (DPB gradient needed) groups of at most
+    #: ``explicit_group_factor * head_dims`` tokens run explicit kernels that
+    #: keep the probabilities (``N * N`` per head, then no more than q, k and v
+    #: hold), e.g. the 49-token SDA groups; larger ones run the flash kernel
+    #: and :class:`MaskGradient`.
+    explicit_group_factor = 3
 
     def __init__(self,
                  embed_dims: int,
@@ -331,10 +339,13 @@ class LSDA(BaseModule):
         mask = self._attn_mask(layout, q.dtype, q.device)  # 1 or nG, heads, N, N
         dropout_p = self.attn_drop.p if self.training else 0.
         # On CPU a mask that needs a gradient sends SDPA to its slow math
-        # kernel; the flash kernel runs on the detached mask instead and
-        # MaskGradient supplies d(mask). (CUDA kernels handle it themselves;
-        # attention dropout runs on the math kernel anyway.)
+        # kernel. Small groups use explicit kernels instead; larger ones run
+        # the flash kernel on the detached mask and MaskGradient supplies
+        # d(mask). (CUDA kernels handle it themselves; attention dropout runs
+        # on the math kernel anyway.)
         mask_grad_here = mask.requires_grad and q.device.type == 'cpu' and dropout_p == 0.
+        if mask_grad_here and layout.group_tokens <= self.explicit_group_factor * self.head_dims:
+            return self._masked_attention(q, k, v, mask)
         sdpa_mask = mask.detach() if mask_grad_here else mask
         if mask.shape[0] == 1 or mask.shape[0] == q.shape[0]:
             out = F.scaled_dot_product_attention(
@@ -349,6 +360,14 @@ class LSDA(BaseModule):
         if mask_grad_here:
             out = MaskGradient.apply(out, q, k, v, mask, self.scale)
         return out
+
+    def _masked_attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+        """Explicit ``softmax(q k^T * scale + mask) v`` with the folded mask
+        (broadcast over the images), for small groups in training."""
+        scores = torch.matmul(q, k.transpose(-2, -1)).mul_(self.scale)  # B*nG, heads, N, N
+        shape = scores.shape
+        scores = scores.view(-1, mask.shape[0], *shape[1:]).add_(mask).view(shape)
+        return torch.matmul(scores.softmax(dim=-1), v)
 
     def _attn_mask(self, layout: GroupLayout, dtype: torch.dtype,
                    device: torch.device) -> Tensor:
