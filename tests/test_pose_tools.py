@@ -179,3 +179,21 @@ def test_val_samples_score_perfectly_with_their_ground_truth(toy_coco):
         evaluator.process([sample])
     metrics = evaluator.evaluate(len(dataset))
     assert metrics['coco/AP'] == pytest.approx(1.0)
+
+
+def test_toy_learning_script_runs_end_to_end(tmp_path):
+    """``tools/misc/train_toy_pose.py`` at a tiny scale: writes the toy set,
+    trains with the stock runner, evaluates and returns the COCO keypoint AP.
+    (The learning check itself, AP >= 0.5 with the defaults, takes about 11
+    minutes: see the README.)"""
+    work_dir = str(tmp_path)
+    ap = toy_tool.main([
+        '--work-dir', work_dir, '--num-train', '4', '--num-val', '2',
+        '--image-size', '64', '--input-size', '64', '--batch-size', '2',
+        '--epochs', '1', '--min-ap', '0'
+    ])
+    assert 0 <= ap <= 1
+    assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
+    assert osp.isfile(
+        osp.join(work_dir, 'toy_coco_kpt', 'annotations',
+                 'person_keypoints_val.json'))
