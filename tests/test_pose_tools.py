@@ -7,7 +7,6 @@ a derived config without mixed precision, which mmengine only runs on a
 GPU); this project's ``tools/test.py`` scores the W32 checkpoint with flip
 test, single-scale and multi-scale [0.5, 1, 2].
 """
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -24,7 +23,8 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from mmpose.registry import DATASETS
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _toy_data import REPO_ROOT, load_tool
+
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 POSE_CONFIGS = sorted(
     n for n in os.listdir(CONFIG_DIR) if n.startswith('higherhrnet_'))
@@ -35,21 +35,14 @@ TOY_INPUT = 64
 ENV = dict(os.environ, OMP_NUM_THREADS='2')
 
 
-def load_tool(name: str):
-    path = osp.join(REPO_ROOT, 'tools', 'misc', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-toy_tool = load_tool('train_toy_pose')
+toy_tool = load_tool('tools/misc/train_toy_pose.py')
+toy_common = load_tool('tools/misc/toy_common.py')
 
 
 @pytest.fixture(scope='module')
 def toy_coco(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('toy_coco_kpt'))
-    toy_tool.load_make_toy_coco_keypoints()(
+    load_tool('tools/misc/make_toy_coco_keypoints.py').make_toy_coco_keypoints(
         root, num_train=4, num_val=2, size=TOY_INPUT)
     return root
 
@@ -81,7 +74,7 @@ def toy_cli_options(config: str, data_root: str, **extra) -> List[str]:
         'default_hooks.logger.interval': 1,
     })
     options.update(extra)
-    return ['--cfg-options', *toy_tool.cli_options(options)]
+    return ['--cfg-options', *toy_common.cli_options(options)]
 
 
 def run(cmd: List[str]) -> str:

@@ -7,7 +7,6 @@ them through ``mim train mmseg``); this project's and mmseg's
 ``tools/test.py`` score that run's checkpoint, single-scale and with
 ``--tta``.
 """
-import importlib.util
 import math
 import os
 import os.path as osp
@@ -25,7 +24,8 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from mmseg.datasets import ADE20KDataset
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _toy_data import REPO_ROOT, load_tool
+
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 SEG_CONFIGS = sorted(
     n for n in os.listdir(CONFIG_DIR) if n.endswith('_ade20k.py'))
@@ -38,16 +38,9 @@ CROP = (64, 64)
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 
-def load_tool(name: str):
-    path = osp.join(REPO_ROOT, 'tools', 'misc', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-toy_tool = load_tool('train_toy_seg')
-make_toy_ade = load_tool('make_toy_ade')
+toy_tool = load_tool('tools/misc/train_toy_seg.py')
+toy_common = load_tool('tools/misc/toy_common.py')
+make_toy_ade = load_tool('tools/misc/make_toy_ade.py')
 
 
 @pytest.fixture(scope='module')
@@ -71,7 +64,7 @@ def toy_cli_options(config: str, data_root: str, **extra) -> List[str]:
         'default_hooks.checkpoint.save_last': False,
     })
     options.update(extra)
-    return ['--cfg-options', *toy_tool.cli_options(options)]
+    return ['--cfg-options', *toy_common.cli_options(options)]
 
 
 def run(cmd: List[str]) -> str:

@@ -15,14 +15,14 @@ Example::
     python tools/misc/train_toy_pose.py --work-dir work_dirs/toy_pose
 """
 import argparse
-import importlib.util
 import os.path as osp
 import sys
-import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from mmengine.config import Config
-from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from toy_common import load_script_function, train_and_check  # noqa: E402
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs',
@@ -73,29 +73,6 @@ def toy_overrides(cfg: Config, data_root: str, input_size: int,
             data_root, 'annotations', 'person_keypoints_val.json')
     options['train_dataloader.batch_size'] = batch_size
     return options
-
-
-def cli_options(options: Dict[str, Any]) -> List[str]:
-    """Format overrides as ``--cfg-options`` arguments of the stock tools."""
-
-    def fmt(value: Any) -> str:
-        if isinstance(value, (tuple, list)):
-            return '(' + ','.join(fmt(v) for v in value) + ')'
-        return str(value)
-
-    return [f'{key}={fmt(value)}' for key, value in options.items()]
-
-
-def load_make_toy_coco_keypoints():
-    """The ``make_toy_coco_keypoints`` function of the script next to this
-    one."""
-    path = osp.join(
-        osp.dirname(osp.abspath(__file__)), 'make_toy_coco_keypoints.py')
-    spec = importlib.util.spec_from_file_location('make_toy_coco_keypoints',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_toy_coco_keypoints
 
 
 def build_toy_config(args: argparse.Namespace) -> Config:
@@ -175,22 +152,13 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
     if not osp.isfile(
             osp.join(args.data_root, 'annotations',
                      'person_keypoints_train.json')):
-        load_make_toy_coco_keypoints()(args.data_root, args.num_train,
-                                       args.num_val, args.image_size,
-                                       args.seed)
-    start = time.time()
-    runner = Runner.from_cfg(build_toy_config(args))
-    runner.train()
-    # the last validation ran after the last epoch
-    ap = runner.message_hub.get_scalar('val/coco/AP').current()
-    minutes = (time.time() - start) / 60
-    runner.logger.info(f'toy COCO-keypoints val AP {ap:.3f} after '
-                       f'{args.epochs} epochs, {minutes:.1f} min wall time')
-    if ap < args.min_ap:
-        runner.logger.error(f'AP {ap:.3f} is below --min-ap {args.min_ap}: '
-                            'the model did not learn')
-        sys.exit(1)
-    return ap
+        make_toy_coco_keypoints = load_script_function(
+            'make_toy_coco_keypoints.py', 'make_toy_coco_keypoints')
+        make_toy_coco_keypoints(args.data_root, args.num_train, args.num_val,
+                                args.image_size, args.seed)
+    return train_and_check(build_toy_config(args), 'coco/AP',
+                           'toy COCO-keypoints val AP',
+                           f'{args.epochs} epochs', args.min_ap, '--min-ap')
 
 
 if __name__ == '__main__':

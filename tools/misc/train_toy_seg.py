@@ -15,14 +15,14 @@ is the fastest setting)::
         --work-dir work_dirs/toy_seg
 """
 import argparse
-import importlib.util
 import os.path as osp
 import sys
-import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from mmengine.config import Config
-from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from toy_common import load_script_function, train_and_check  # noqa: E402
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs',
@@ -80,26 +80,6 @@ def _scale_pipeline(node: Any, key: str, factor: float,
         if 'transforms' in node:
             _scale_pipeline(node['transforms'], f'{key}.transforms', factor,
                             crop_size, options)
-
-
-def cli_options(options: Dict[str, Any]) -> List[str]:
-    """Format overrides as ``--cfg-options`` arguments of the stock tools."""
-
-    def fmt(value: Any) -> str:
-        if isinstance(value, (tuple, list)):
-            return '(' + ','.join(fmt(v) for v in value) + ')'
-        return str(value)
-
-    return [f'{key}={fmt(value)}' for key, value in options.items()]
-
-
-def load_make_toy_ade():
-    """The ``make_toy_ade`` function of the script next to this one."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'make_toy_ade.py')
-    spec = importlib.util.spec_from_file_location('make_toy_ade', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_toy_ade
 
 
 def build_toy_config(args: argparse.Namespace) -> Config:
@@ -166,21 +146,13 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
     args = parse_args(argv)
     if not osp.isdir(osp.join(args.data_root, 'images', 'training')):
         height, width = args.image_size
-        load_make_toy_ade()(args.data_root, args.num_train, args.num_val,
-                            height, width, args.seed)
-    start = time.time()
-    runner = Runner.from_cfg(build_toy_config(args))
-    runner.train()
-    # IoUMetric reports percentages; the last validation ran at the last iter
-    miou = runner.message_hub.get_scalar('val/mIoU').current() / 100
-    minutes = (time.time() - start) / 60
-    runner.logger.info(f'toy ADE20K val mIoU {miou:.3f} after {args.iters} '
-                       f'iterations, {minutes:.1f} min wall time')
-    if miou < args.min_miou:
-        runner.logger.error(f'mIoU {miou:.3f} is below --min-miou '
-                            f'{args.min_miou}: the model did not learn')
-        sys.exit(1)
-    return miou
+        make_toy_ade = load_script_function('make_toy_ade.py', 'make_toy_ade')
+        make_toy_ade(args.data_root, args.num_train, args.num_val, height,
+                     width, args.seed)
+    # IoUMetric reports percentages
+    return train_and_check(
+        build_toy_config(args), 'mIoU', 'toy ADE20K val mIoU',
+        f'{args.iters} iterations', args.min_miou, '--min-miou', scale=0.01)
 
 
 if __name__ == '__main__':
