@@ -1,12 +1,16 @@
-"""Toy COCO data and ``--cfg-options`` that point any detection config at it.
+"""Helpers shared by the tool tests: :func:`load_tool` imports a script,
+:func:`run` runs a command; toy COCO data and ``--cfg-options`` that point any
+detection config at it.
 
-Shared by the detection test modules: :func:`make_toy_set` writes a tiny set
+For the detection test modules: :func:`make_toy_set` writes a tiny set
 with ``tools/misc/make_toy_coco.py``; :func:`toy_det_options` walks a loaded
 config and returns the ``key=value`` overrides (data, classes, image scale,
 small proposal / sample counts, 2 training iterations) for the stock tools.
 """
 import importlib.util
+import os
 import os.path as osp
+import subprocess
 from typing import Iterator, List, Tuple
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -21,6 +25,20 @@ def load_tool(path: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run(args, cwd=REPO_ROOT, env=None, timeout=300) -> str:
+    """Run a command with 1 CPU thread (``env`` overrides the environment);
+    return its output (stdout and stderr), fail with it."""
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE')
+    full_env.update(env or {})
+    result = subprocess.run(
+        args, cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    assert result.returncode == 0, (
+        f'{" ".join(map(str, args))} exited with {result.returncode}:\n'
+        f'{result.stdout[-6000:]}')
+    return result.stdout
 
 
 def make_toy_set(root: str, num_train: int = 8, num_val: int = 4) -> str:

@@ -10,7 +10,6 @@ test, single-scale and multi-scale [0.5, 1, 2].
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 from typing import List
 
@@ -24,6 +23,7 @@ from mmengine.structures import InstanceData
 from mmpose.registry import DATASETS
 
 from _toy_data import REPO_ROOT, load_tool
+from _toy_data import run as run_command
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 POSE_CONFIGS = sorted(
@@ -32,7 +32,7 @@ CKPT_CONFIG = 'higherhrnet_w32_coco_512x512.py'
 MMPOSE_TRAIN = osp.join(osp.dirname(mmpose.__file__), '.mim', 'tools',
                         'train.py')
 TOY_INPUT = 64
-ENV = dict(os.environ, OMP_NUM_THREADS='2')
+ENV = {'OMP_NUM_THREADS': '2'}  # over _toy_data.run's 1 thread
 
 
 toy_tool = load_tool('tools/misc/train_toy_pose.py')
@@ -78,11 +78,7 @@ def toy_cli_options(config: str, data_root: str, **extra) -> List[str]:
 
 
 def run(cmd: List[str]) -> str:
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=600)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{" ".join(cmd)} failed:\n{output[-6000:]}'
-    return output
+    return run_command(cmd, env=ENV, timeout=600)
 
 
 def train(config: str, data_root: str, work_dir: str,

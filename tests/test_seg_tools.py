@@ -11,7 +11,6 @@ import math
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 from typing import Dict, List, Tuple
 
@@ -25,6 +24,7 @@ from mmengine.registry import init_default_scope
 from mmseg.datasets import ADE20KDataset
 
 from _toy_data import REPO_ROOT, load_tool
+from _toy_data import run as run_command
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 SEG_CONFIGS = sorted(
@@ -35,7 +35,7 @@ TOY_SIZE = (64, 96)  # H, W: not square; 0.5x TTA still gives >= 32 pixels
 CROP = (64, 64)
 # one thread: 2-iteration runs are dominated by small ops, which extra threads
 # only slow down when the cores are shared
-ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+ENV = {'MKL_NUM_THREADS': '1'}
 
 
 toy_tool = load_tool('tools/misc/train_toy_seg.py')
@@ -68,11 +68,7 @@ def toy_cli_options(config: str, data_root: str, **extra) -> List[str]:
 
 
 def run(cmd: List[str]) -> str:
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=600)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f'{" ".join(cmd)} failed:\n{output[-6000:]}'
-    return output
+    return run_command(cmd, env=ENV, timeout=600)
 
 
 def metric(output: str, name: str) -> float:

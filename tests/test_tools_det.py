@@ -6,7 +6,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 from glob import glob
 
@@ -15,23 +14,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from _toy_data import (REPO_ROOT, TOY_CLASSES, load_tool, make_toy_set,
+from _toy_data import (REPO_ROOT, TOY_CLASSES, load_tool, make_toy_set, run,
                        toy_det_options)
 
 DEMO_CONFIG = 'configs/demo/mask_rcnn_crossformer_mini_fpn_toy.py'
-
-
-def run(args, cwd=REPO_ROOT, env=None, timeout=300) -> str:
-    """Run a command with 1 CPU thread; return its output, fail with it."""
-    full_env = dict(os.environ, OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE')
-    full_env.update(env or {})
-    result = subprocess.run(
-        args, cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    assert result.returncode == 0, (
-        f'{" ".join(map(str, args))} exited with {result.returncode}:\n'
-        f'{result.stdout[-6000:]}')
-    return result.stdout
 
 
 def python(*args, **kwargs) -> str:

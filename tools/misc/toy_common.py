@@ -1,23 +1,11 @@
 """Pieces shared by the toy learning checks in this folder
 (``train_toy_seg.py``, ``train_toy_pose.py``)."""
-import importlib.util
-import os.path as osp
 import sys
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, List
 
 from mmengine.config import Config
 from mmengine.runner import Runner
-
-
-def load_script_function(script: str, name: str) -> Callable:
-    """Function ``name`` of the script ``script`` (e.g. 'make_toy_ade.py')
-    in this folder."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), script)
-    spec = importlib.util.spec_from_file_location(osp.splitext(script)[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, name)
 
 
 def cli_options(options: Dict[str, Any]) -> List[str]:

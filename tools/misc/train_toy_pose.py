@@ -22,7 +22,8 @@ from typing import Any, Dict, Optional, Sequence
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from toy_common import load_script_function, train_and_check  # noqa: E402
+from make_toy_coco_keypoints import make_toy_coco_keypoints  # noqa: E402
+from toy_common import train_and_check  # noqa: E402
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs',
@@ -152,8 +153,6 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
     if not osp.isfile(
             osp.join(args.data_root, 'annotations',
                      'person_keypoints_train.json')):
-        make_toy_coco_keypoints = load_script_function(
-            'make_toy_coco_keypoints.py', 'make_toy_coco_keypoints')
         make_toy_coco_keypoints(args.data_root, args.num_train, args.num_val,
                                 args.image_size, args.seed)
     return train_and_check(build_toy_config(args), 'coco/AP',

@@ -22,7 +22,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from toy_common import load_script_function, train_and_check  # noqa: E402
+from make_toy_ade import make_toy_ade  # noqa: E402
+from toy_common import train_and_check  # noqa: E402
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs',
@@ -146,7 +147,6 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
     args = parse_args(argv)
     if not osp.isdir(osp.join(args.data_root, 'images', 'training')):
         height, width = args.image_size
-        make_toy_ade = load_script_function('make_toy_ade.py', 'make_toy_ade')
         make_toy_ade(args.data_root, args.num_train, args.num_val, height,
                      width, args.seed)
     # IoUMetric reports percentages
