@@ -78,6 +78,26 @@ if [ ! -e "$SITE/crossformer_mm" ] || [ -L "$SITE/crossformer_mm" ]; then
   echo "linked $SITE/crossformer_mm -> $ROOT/crossformer_mm (for mim)"
 fi
 
+step "Slurm (slurm-wlm: slurmctld, slurmd, srun) for tests/tools/test_slurm.py"
+# The Slurm launcher test starts its own slurmctld + slurmd on 127.0.0.1.
+# CFMM_NO_SLURM=1 skips this step (that test then fails, saying Slurm is missing).
+if command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 \
+    && command -v srun >/dev/null 2>&1; then
+  echo "Slurm already installed: $(slurmctld -V 2>/dev/null || echo slurmctld)"
+elif [ -n "${CFMM_NO_SLURM:-}" ]; then
+  echo "CFMM_NO_SLURM is set: not installing Slurm (tests/tools/test_slurm.py will fail)"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's slurm-wlm with apt-get (no daemon is started or configured)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm >/dev/null
+  echo "installed $(slurmctld -V)"
+else
+  echo "[install] Slurm (slurmctld, slurmd, srun) is not installed and this is not a root"
+  echo "          shell on a Debian/Ubuntu system, so it is not installed automatically."
+  echo "          tests/tools/test_slurm.py needs it: run as root"
+  echo "          'apt-get install slurm-wlm' (or your distribution's slurm packages)."
+fi
+
 step "check imports"
 "$PY" - <<'PY'
 import importlib
