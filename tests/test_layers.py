@@ -77,12 +77,14 @@ def test_group_layouts():
     windowed = group_layout(25, 38, 'lda', 7, 2, 'windowed')
     assert (windowed.group_h, windowed.group_w, windowed.interval) == (7, 7, 2)
     assert (windowed.padded_h, windowed.padded_w, windowed.num_groups) == (28, 42, 24)
-    # min(H, W) <= G: SDA for both block kinds, min side (iclr) or whole map (windowed)
+    # min(H, W) <= G: SDA for both block kinds, min side (iclr) or whole map (windowed:
+    # one group of exactly H x W tokens, unpadded)
     for attn_type in ('sda', 'lda'):
         small = group_layout(5, 9, attn_type, 7, 2, 'iclr')
         assert (small.group_h, small.group_w, small.interval) == (5, 5, 1)
         whole = group_layout(5, 9, attn_type, 7, 2, 'windowed')
-        assert (whole.group_h, whole.group_w, whole.interval, whole.num_groups) == (9, 9, 1, 1)
+        assert (whole.group_h, whole.group_w, whole.interval, whole.num_groups) == (5, 9, 1, 1)
+        assert not whole.is_padded
 
 
 def _group_ids(layout):

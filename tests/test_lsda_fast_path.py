@@ -23,7 +23,7 @@ CASES = {
     'lda-windowed-padded': ('lda', 'windowed', 2, 3, (10, 13), 2),  # fully padded groups
     'lda-windowed-exact': ('lda', 'windowed', 3, 2, (12, 18), 1),
     'small-iclr': ('lda', 'iclr', 7, 2, (5, 9), 2),                 # min side <= G: SDA
-    'small-windowed': ('sda', 'windowed', 7, 2, (6, 9), 1),         # one group, padded
+    'small-windowed': ('sda', 'windowed', 7, 2, (6, 9), 1),         # one 6x9 group
     'tiny': ('lda', 'iclr', 7, 8, (1, 1), 2),
     'tiny-rect': ('sda', 'iclr', 7, 8, (1, 3), 1),
 }

@@ -1,12 +1,15 @@
 """Dynamic position bias (DPB) of CrossFormer."""
+import functools
 from functools import lru_cache
-from typing import Tuple
+from typing import Callable, Tuple, TypeVar
 
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import Tensor
+
+T = TypeVar('T')
 
 
 def relative_offset_tables(group_h: int, group_w: int,
@@ -34,11 +37,29 @@ def relative_offset_tables(group_h: int, group_w: int,
     return offsets, index
 
 
-#: The tables of the last 16 (group shape, device)s; the index of an N-token
-#: group takes 8 * N * N bytes (7 MB for the 950-token groups at 800x1216).
-offset_tables = lru_cache(maxsize=16)(relative_offset_tables)
-offset_tables.__doc__ = (':func:`relative_offset_tables`, cached per (group shape, device). '
-                         'The returned tensors are shared: do not modify them in place.')
+def outside_inference_mode(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` run with inference mode and autograd off, so that the tensors it
+    returns are normal ones: a cache may then hand them to inference, no-grad
+    and training computations alike (an inference tensor cannot be saved for
+    backward, so one cached during ``torch.inference_mode()`` would break the
+    next training step)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.inference_mode(False), torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@lru_cache(maxsize=16)
+@outside_inference_mode
+def offset_tables(group_h: int, group_w: int, device: torch.device) -> Tuple[Tensor, Tensor]:
+    """:func:`relative_offset_tables`, cached per (group shape, device): the
+    last 16; the index of an N-token group takes 8 * N * N bytes (7 MB for the
+    950-token groups at 800x1216). Never inference tensors. The returned
+    tensors are shared: do not modify them in place."""
+    return relative_offset_tables(group_h, group_w, device)
 
 
 @MODELS.register_module()

@@ -13,10 +13,13 @@ window the tokens with the same ``(h % I, w % I)`` form one group of
   ``(G*I) x (G*I)`` tokens, each holding ``I x I`` groups of ``G x G`` tokens.
 
 When ``min(H, W) <= G`` a block of either kind falls back to SDA, with square
-groups of side ``min(H, W)`` ('iclr', as the ICLR code) or ``max(H, W)``
-(one group over the whole map, as the CrossFormer++ code). Unlike the original
-code this decision is made per call: a small input never changes how later
-inputs are processed.
+groups of side ``min(H, W)`` ('iclr', as the ICLR code) or one group of
+exactly ``H x W`` tokens ('windowed'). The CrossFormer++ code uses one square
+group of side ``max(H, W)`` there; since its padded keys are masked, every real
+token gets the same output from the ``H x W`` group, which needs no padding and
+``(H*W)**2`` instead of ``max(H, W)**4`` scores (a 168x4 map: 672 tokens
+instead of 28224). Unlike the original code this decision is made per call: a
+small input never changes how later inputs are processed.
 
 Padded positions are zeros on the right / bottom; they are masked as keys and
 cropped from the output.
@@ -34,7 +37,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from .dpb import DynamicPosBias
+from .dpb import DynamicPosBias, outside_inference_mode
 
 #: Additive score of a padded key. Finite and representable in fp16/bf16, so
 #: masked scores neither overflow under autocast nor turn a fully padded group
@@ -129,8 +132,13 @@ def group_layout(height: int, width: int, attn_type: str, group_size: int,
                  interval: int, lda_mode: str) -> GroupLayout:
     """The :class:`GroupLayout` a block of ``attn_type`` uses on an H x W map."""
     if min(height, width) <= group_size:
-        side = min(height, width) if lda_mode == 'iclr' else max(height, width)
-        return GroupLayout(height, width, side, side, 1)
+        if lda_mode == 'iclr':  # SDA with square groups of the short side
+            side = min(height, width)
+            return GroupLayout(height, width, side, side, 1)
+        # SDA over the whole map: one group of exactly H x W tokens (the
+        # original's square group of side max(H, W) gives the same outputs on
+        # every real token, its extra tokens being masked padding)
+        return GroupLayout(height, width, height, width, 1)
     if attn_type == 'sda':
         return GroupLayout(height, width, group_size, group_size, 1)
     if lda_mode == 'iclr':
@@ -140,10 +148,12 @@ def group_layout(height: int, width: int, attn_type: str, group_size: int,
 
 
 @lru_cache(maxsize=64)
+@outside_inference_mode
 def cached_key_padding_mask(layout: GroupLayout, device: torch.device) -> Optional[Tensor]:
     """:meth:`GroupLayout.key_padding_mask`, cached per (layout, device).
 
-    The returned tensor is shared: do not modify it in place.
+    Never an inference tensor. The returned tensor is shared: do not modify it
+    in place.
     """
     return layout.key_padding_mask(device)
 
