@@ -2,23 +2,27 @@
 
     python tools/misc/visualize_predictions.py CONFIG CHECKPOINT IMAGES...
         --out predictions.png [--num 8] [--score-thr 0.5] [--upscale 2]
+        [--columns 4] [--max-size 1333]
 
 ``IMAGES`` are image files or folders (their images are taken in sorted
 order, ``--num`` in all). Each tile is the image with the predictions above
 ``--score-thr`` drawn by mmdet's ``DetLocalVisualizer``; ``--upscale``
-enlarges small images before inference so that labels stay legible.
+enlarges small images before inference so that labels stay legible. Images
+may have any sizes and aspect ratios: they are tiled by
+:func:`crossformer_mm.utils.image_grid.tile_images` (no crop, aspect ratio
+kept, drawings longer than ``--max-size`` scaled down).
 """
 import argparse
-import math
 import os
 import os.path as osp
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import mmcv
 import numpy as np
 from mmengine.utils import ProgressBar
 
 from crossformer_mm.utils.cli import add_cfg_options
+from crossformer_mm.utils.image_grid import tile_images
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
@@ -42,25 +46,15 @@ def collect_images(sources: Sequence[str], num: int) -> List[str]:
     return paths[:num]
 
 
-def tile(images: Sequence[np.ndarray], columns: int) -> np.ndarray:
-    """Images of one size, row-major in a grid with 4-px white gaps."""
-    h, w = images[0].shape[:2]
-    rows = math.ceil(len(images) / columns)
-    grid = np.full((rows * (h + 4) - 4, columns * (w + 4) - 4, 3), 255,
-                   np.uint8)
-    for i, image in enumerate(images):
-        r, c = divmod(i, columns)
-        grid[r * (h + 4):r * (h + 4) + h, c * (w + 4):c * (w + 4) + w] = image
-    return grid
-
-
 def visualize(config: str,
               checkpoint: str,
               image_paths: Sequence[str],
               out_file: str,
               score_thr: float = 0.5,
               upscale: int = 1,
-              cfg_options: dict = None) -> np.ndarray:
+              cfg_options: dict = None,
+              columns: int = 4,
+              max_size: Optional[int] = 1333) -> np.ndarray:
     """Predict on ``image_paths``, draw, tile and save to ``out_file``."""
     from mmdet.apis import inference_detector, init_detector
     from mmdet.registry import VISUALIZERS
@@ -84,7 +78,7 @@ def visualize(config: str,
             pred_score_thr=score_thr)
         drawn.append(visualizer.get_image())
         progress.update()
-    grid = tile(drawn, columns=min(4, len(drawn)))
+    grid = tile_images(drawn, columns=columns, max_size=max_size)
     mmcv.imwrite(grid[..., ::-1], out_file)  # RGB -> BGR file
     return grid
 
@@ -99,11 +93,16 @@ def main() -> None:
     parser.add_argument('--score-thr', type=float, default=0.5)
     parser.add_argument(
         '--upscale', type=int, default=1, help='enlarge images by this factor')
+    parser.add_argument('--columns', type=int, default=4, help='images per row')
+    parser.add_argument(
+        '--max-size', type=int, default=1333,
+        help='longest side of a drawing in the grid (larger ones are scaled '
+        'down, aspect ratio kept); 0: no limit')
     add_cfg_options(parser)
     args = parser.parse_args()
     paths = collect_images(args.images, args.num)
     visualize(args.config, args.checkpoint, paths, args.out, args.score_thr,
-              args.upscale, args.cfg_options)
+              args.upscale, args.cfg_options, args.columns, args.max_size or None)
     print(f'\nsaved predictions on {len(paths)} images to {args.out}')
 
 
