@@ -7,7 +7,7 @@
 # higherhrnet_w32_coco_512x512.py. The backbone starts from the released
 # ImageNet CrossFormer-S file and learns at 0.1x the lr under AdamW.
 _base_ = [
-    './higherhrnet_w32_coco_512x512.py', './_base_/det_crossformer_backbone.py'
+    './higherhrnet_w32_coco_512x512.py', './_base_/crossformer_backbone.py'
 ]
 
 model = dict(

@@ -7,6 +7,8 @@
 _base_ = [
     './_base_/pose_coco_bottomup.py', './_base_/pose_schedule_adam_300e.py'
 ]
+# registers the HigherHRNet head, codec, losses, transforms and estimator
+custom_imports = dict(imports=['crossformer_mm.pose'], allow_failed_imports=False)
 
 input_size = 512
 

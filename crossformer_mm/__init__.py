@@ -1,17 +1,20 @@
 """crossformer_mm: CrossFormer / CrossFormer++ and HigherHRNet for OpenMMLab 2.0.
 
-Importing the package (directly, or through a config's
-``custom_imports=dict(imports=['crossformer_mm'])``) registers every module
-into MMEngine's root registries, so mmdet, mmseg and mmpose all find them.
+``import crossformer_mm`` (directly, or through a config's
+``custom_imports=dict(imports=['crossformer_mm'])``) registers the CrossFormer
+backbone and its layers; it needs only torch, mmengine and mmcv. The toolbox
+parts live in their own packages, imported by the configs that use them:
+
+- ``crossformer_mm.pose``: HigherHRNet for mmpose 1.x;
+- ``crossformer_mm.classification``: the ImageNet classifier for mmpretrain 1.x.
+
+The stack's compatibility patches (:mod:`crossformer_mm.compat`) are applied
+here only where their cause exists (old mmengine under new torch, no accelerator).
 """
-from .utils.mmpose_compat import allow_mmpose_visualization_without_torchvision
-
-allow_mmpose_visualization_without_torchvision()  # before anything imports mmpose
-
-from . import models  # noqa: F401,E402
-from .utils.runtime import apply_runtime_fixes
+from . import models  # noqa: F401  (importing registers the modules)
+from .compat import apply_patches
 from .version import __version__
 
 __all__ = ['__version__']
 
-apply_runtime_fixes()  # stock-tool fixes for torch>=2.6 / CPU runs, see utils/runtime.py
+apply_patches()

@@ -1,95 +1,93 @@
-"""Runtime fixes that the stock OpenMMLab tools need on this stack.
+"""Compatibility patches for the stock OpenMMLab stack, in one place.
 
-Stock scripts (mmdet/mmseg/mmpose ``tools/train.py``, ``tools/test.py``,
-``mim train``) cannot be edited, but every one of them imports this package
-through the config's ``custom_imports`` in every process, before the
-:class:`~mmengine.runner.Runner` is built. :func:`apply_runtime_fixes` runs at
-that import and patches three things, once:
+Stock scripts (mmdet / mmseg / mmpose / mmpretrain ``tools/train.py``,
+``tools/test.py``, ``mim train``) cannot be edited, but each of them imports
+this package through the config's ``custom_imports`` in every process, before
+the :class:`~mmengine.runner.Runner` is built. Each patch below is a named
+function that fixes one trap of the stack; :func:`apply_patches` (called when
+``crossformer_mm`` is imported) applies a patch only where its cause exists,
+and logs it once:
 
-1. **Trusted local checkpoints under torch>=2.6.** ``torch.load`` defaults to
-   ``weights_only=True``, and mmengine 0.10.7 calls it without the argument,
-   so its own checkpoints (``HistoryBuffer`` in the message hub, numpy
-   scalars) no longer load: ``--resume``, ``load_from`` and ``tools/test.py``
-   fail. mmengine's local loader (the ``''`` scheme of
-   :class:`~mmengine.runner.CheckpointLoader`) is re-registered with
-   ``weights_only=False``, i.e. the behaviour of torch<2.6. Checkpoints are
-   pickles: load only files you trust, as before.
-2. **Distributed runs without an accelerator.** mmengine's
-   ``_init_dist_pytorch``/``_init_dist_slurm`` call ``torch.cuda.set_device``
-   (an error on CPU torch) and configs ask for ``nccl``. Without CUDA the
-   ``nccl`` backend becomes ``gloo`` and ``set_device`` is skipped; the
-   data-parallel wrapper gets ``device_ids=None`` (DDP refuses device ids for
-   CPU modules).
-3. **SyncBN without an accelerator.** SyncBN cannot run on CPU tensors in a
-   process group and DDP refuses it on CPU modules. In distributed CPU runs
-   SyncBN layers are reverted to BatchNorm (per-process statistics) and
-   ``cfg.sync_bn`` is ignored, with a warning; single-process runs are
-   already reverted by mmengine itself.
+=================================  ============================================
+patch                              applied when
+=================================  ============================================
+:func:`safe_checkpoint_loading`    torch >= 2.6 and mmengine <= 0.10.7 (it calls
+                                   ``torch.load`` without ``weights_only``)
+:func:`dist_init_without_cuda`     no accelerator (mmengine would run on CPU)
+:func:`ddp_without_cuda`           no accelerator
+:func:`sync_bn_without_cuda`       no accelerator
+:func:`mmpose_without_torchvision` torchvision cannot be imported (applied by
+                                   :mod:`crossformer_mm.pose` before it imports
+                                   mmpose)
+=================================  ============================================
 
-With CUDA (or another accelerator) nothing of 2. and 3. changes behaviour.
+On a CUDA machine with a current mmengine and a working torchvision none of
+them runs. ``tests/test_compat.py`` shows the stock stack failing without each.
 """
 import contextlib
 import functools
 import logging
-import os.path as osp
-from typing import Callable, Iterator, Optional
+import sys
+import types
+from typing import Callable, Dict, Iterator, Optional
 
+import mmengine
 import torch
 from mmengine.device import get_device
-from mmengine.dist import utils as dist_utils
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper, revert_sync_batchnorm
-from mmengine.registry import MODEL_WRAPPERS
-from mmengine.runner import CheckpointLoader, Runner
-from mmengine.runner import runner as runner_module
 from mmengine.utils import digit_version
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-_PATCHED = '_crossformer_mm_patched'
-
-
-def _mark(fn: Callable) -> Callable:
-    setattr(fn, _PATCHED, True)
-    return fn
+#: Names of the patches applied in this process (each is applied and logged once).
+APPLIED: Dict[str, str] = {}
 
 
-def _is_patched(fn: Callable) -> bool:
-    return getattr(fn, _PATCHED, False)
-
-
-def _without_accelerator() -> bool:
-    """True on a machine where mmengine would run on the CPU."""
-    return get_device() == 'cpu'
+def _applied(name: str, reason: str) -> bool:
+    """Record that patch ``name`` is applied; False if it already was."""
+    if name in APPLIED:
+        return False
+    APPLIED[name] = reason
+    print_log(f'[crossformer_mm] compat patch {name}: {reason}', logger='current',
+              level=logging.INFO)
+    return True
 
 
 def _warn(msg: str) -> None:
     print_log(f'[crossformer_mm] {msg}', logger='current', level=logging.WARNING)
 
 
-# 1. trusted local checkpoints --------------------------------------------
-def load_from_local(filename: str, map_location=None):
-    """mmengine's local checkpoint loader, with ``weights_only=False``.
-
-    Named like mmengine's loader so its log line still reads "Loads
-    checkpoint by local backend".
-    """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+def without_accelerator() -> bool:
+    """True on a machine where mmengine would run on the CPU."""
+    return get_device() == 'cpu'
 
 
-def _patch_local_checkpoint_loader() -> None:
-    if digit_version(torch.__version__) < digit_version('2.6.0'):
-        return  # torch.load still defaults to weights_only=False
-    if _is_patched(CheckpointLoader._schemes.get('', load_from_local)):
+# checkpoints ------------------------------------------------------------------
+def mmengine_loads_weights_only_unaware() -> bool:
+    """mmengine <= 0.10.7 calls ``torch.load`` without ``weights_only``, which
+    torch >= 2.6 makes ``True``: its own checkpoints (message hub, numpy
+    scalars) then fail to load in ``--resume``, ``load_from`` and ``test.py``."""
+    return (digit_version(torch.__version__) >= digit_version('2.6.0')
+            and digit_version(mmengine.__version__) <= digit_version('0.10.7'))
+
+
+def safe_checkpoint_loading() -> None:
+    """Make mmengine's local checkpoint loader load with ``weights_only=True`` and
+    the allow-list of :mod:`crossformer_mm.utils.safe_load`, with errors that
+    name the file (instead of the bare torch error)."""
+    if not mmengine_loads_weights_only_unaware():
         return
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=_mark(load_from_local), force=True)
+    from mmengine.runner import CheckpointLoader
+
+    from .utils.safe_load import load_from_local
+    if CheckpointLoader._schemes.get('') is load_from_local:
+        return
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    _applied('safe_checkpoint_loading',
+             f'mmengine {mmengine.__version__} loads checkpoints with torch '
+             f'{torch.__version__} through the safe allow-list loader')
 
 
-# 2. distributed initialisation without CUDA --------------------------------
+# distributed runs without an accelerator ---------------------------------------
 @contextlib.contextmanager
 def _cuda_set_device_skipped() -> Iterator[None]:
     """Make ``torch.cuda.set_device`` a no-op for the duration of the block."""
@@ -101,98 +99,148 @@ def _cuda_set_device_skipped() -> Iterator[None]:
         torch.cuda.set_device = set_device
 
 
-def _cpu_capable(init_fn: Callable) -> Callable:
-    """Wrap an mmengine ``_init_dist_*`` function so it works without CUDA."""
+def _cpu_capable_init(init_fn: Callable) -> Callable:
 
     @functools.wraps(init_fn)
     def init_dist(backend: str, *args, **kwargs) -> None:
-        if not _without_accelerator():
-            return init_fn(backend, *args, **kwargs)
         if backend == 'nccl':
-            _warn("no CUDA device: using the 'gloo' process-group backend "
-                  "instead of 'nccl'")
+            _warn("no CUDA device: using the 'gloo' process-group backend instead of 'nccl'")
             backend = 'gloo'
         with _cuda_set_device_skipped():
             return init_fn(backend, *args, **kwargs)
 
-    return _mark(init_dist)
+    init_dist.__crossformer_mm_patch__ = True
+    return init_dist
 
 
-def _patch_dist_init() -> None:
+def dist_init_without_cuda() -> None:
+    """mmengine's ``_init_dist_pytorch`` / ``_init_dist_slurm`` call
+    ``torch.cuda.set_device`` (an error without CUDA) and configs ask for
+    ``nccl``: use ``gloo`` and skip ``set_device``."""
+    if not without_accelerator():
+        return
+    from mmengine.dist import utils as dist_utils
+    if getattr(dist_utils._init_dist_pytorch, '__crossformer_mm_patch__', False):
+        return
     for name in ('_init_dist_pytorch', '_init_dist_slurm'):
-        init_fn = getattr(dist_utils, name)
-        if not _is_patched(init_fn):
-            setattr(dist_utils, name, _cpu_capable(init_fn))
+        setattr(dist_utils, name, _cpu_capable_init(getattr(dist_utils, name)))
+    _applied('dist_init_without_cuda', 'no accelerator: gloo backend, no cuda.set_device')
 
 
-# 3. model wrapping (DDP device ids, SyncBN) without CUDA --------------------
 def _count_sync_bn(model: nn.Module) -> int:
     sync_bn_types = [nn.SyncBatchNorm]
-    try:
+    with contextlib.suppress(ImportError):
         from mmcv.ops import SyncBatchNorm as MMCVSyncBatchNorm
         sync_bn_types.append(MMCVSyncBatchNorm)
-    except ImportError:
-        pass
     return sum(isinstance(m, tuple(sync_bn_types)) for m in model.modules())
 
 
-def _convert_sync_batchnorm_if_possible(
-        convert_fn: Callable) -> Callable:
-    """Wrap ``convert_sync_batchnorm`` (``cfg.sync_bn``) to skip on CPU."""
-
-    @functools.wraps(convert_fn)
-    def convert_sync_batchnorm(module: nn.Module, *args, **kwargs):
-        if _without_accelerator():
-            _warn('no CUDA device: cfg.sync_bn is ignored, BatchNorm layers '
-                  'keep per-process statistics')
-            return module
-        return convert_fn(module, *args, **kwargs)
-
-    return _mark(convert_sync_batchnorm)
-
-
-def _cpu_capable_wrap_model(wrap_model: Callable) -> Callable:
-    """Wrap ``Runner.wrap_model`` for distributed runs without CUDA."""
+def ddp_without_cuda() -> None:
+    """DDP refuses device ids for CPU modules and SyncBN on CPU tensors: in
+    distributed runs without an accelerator ``Runner.wrap_model`` gets
+    ``device_ids=None`` and SyncBN layers are reverted to BatchNorm."""
+    if not without_accelerator():
+        return
+    from mmengine.model import is_model_wrapper, revert_sync_batchnorm
+    from mmengine.registry import MODEL_WRAPPERS
+    from mmengine.runner import Runner
+    from torch.nn.parallel import DistributedDataParallel
+    wrap_model = Runner.wrap_model
+    if getattr(wrap_model, '__crossformer_mm_patch__', False):
+        return
 
     @functools.wraps(wrap_model)
     def cpu_wrap_model(self: Runner, model_wrapper_cfg: Optional[dict],
                        model: nn.Module) -> nn.Module:
-        if (not self.distributed or not _without_accelerator()
-                or is_model_wrapper(model)):
+        if not self.distributed or is_model_wrapper(model):
             return wrap_model(self, model_wrapper_cfg, model)
         num_sync_bn = _count_sync_bn(model)
         if num_sync_bn:
-            _warn(f'no CUDA device: SyncBN cannot run, {num_sync_bn} SyncBN '
-                  'layers reverted to BatchNorm (per-process statistics)')
+            _warn(f'no CUDA device: SyncBN cannot run, {num_sync_bn} SyncBN layers '
+                  'reverted to BatchNorm (per-process statistics)')
             model = revert_sync_batchnorm(model)
         if model_wrapper_cfg is None:  # mmengine's default wrapper, as a cfg
             model_wrapper_cfg = dict(
-                type='MMDistributedDataParallel',
-                broadcast_buffers=False,
-                find_unused_parameters=self.cfg.get('find_unused_parameters',
-                                                    False))
+                type='MMDistributedDataParallel', broadcast_buffers=False,
+                find_unused_parameters=self.cfg.get('find_unused_parameters', False))
         wrapper_cfg = dict(model_wrapper_cfg)
-        wrapper_cls = MODEL_WRAPPERS.get(
-            wrapper_cfg.setdefault('type', 'MMDistributedDataParallel'))
-        if isinstance(wrapper_cls, type) and issubclass(
-                wrapper_cls, DistributedDataParallel):
+        wrapper_cls = MODEL_WRAPPERS.get(wrapper_cfg.setdefault('type', 'MMDistributedDataParallel'))
+        if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, DistributedDataParallel):
             wrapper_cfg['device_ids'] = None  # CPU modules take no device ids
         return wrap_model(self, wrapper_cfg, model)
 
-    return _mark(cpu_wrap_model)
+    cpu_wrap_model.__crossformer_mm_patch__ = True
+    Runner.wrap_model = cpu_wrap_model
+    _applied('ddp_without_cuda', 'no accelerator: DDP without device ids, SyncBN reverted')
 
 
-def _patch_wrap_model() -> None:
-    if not _is_patched(Runner.wrap_model):
-        Runner.wrap_model = _cpu_capable_wrap_model(Runner.wrap_model)
-    if not _is_patched(runner_module.convert_sync_batchnorm):
-        runner_module.convert_sync_batchnorm = \
-            _convert_sync_batchnorm_if_possible(
-                runner_module.convert_sync_batchnorm)
+def sync_bn_without_cuda() -> None:
+    """``cfg.sync_bn`` makes the Runner convert BatchNorm to SyncBN, which
+    cannot run on CPU: without an accelerator the conversion is skipped."""
+    if not without_accelerator():
+        return
+    from mmengine.runner import runner as runner_module
+    convert = runner_module.convert_sync_batchnorm
+    if getattr(convert, '__crossformer_mm_patch__', False):
+        return
+
+    @functools.wraps(convert)
+    def convert_sync_batchnorm(module: nn.Module, *args, **kwargs) -> nn.Module:
+        _warn('no CUDA device: cfg.sync_bn is ignored, BatchNorm layers keep '
+              'per-process statistics')
+        return module
+
+    convert_sync_batchnorm.__crossformer_mm_patch__ = True
+    runner_module.convert_sync_batchnorm = convert_sync_batchnorm
+    _applied('sync_bn_without_cuda', 'no accelerator: cfg.sync_bn ignored')
 
 
-def apply_runtime_fixes() -> None:
-    """Apply the fixes of this module; idempotent (each patch happens once)."""
-    _patch_local_checkpoint_loader()
-    _patch_dist_init()
-    _patch_wrap_model()
+# mmpose without torchvision ---------------------------------------------------
+SIMCC_VIS_MODULE = 'mmpose.visualization.simcc_vis'
+
+
+class SimCCVisualizer:
+    """Stand-in for mmpose's SimCC heatmap visualizer (needs torchvision)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise RuntimeError(
+            "mmpose's SimCCVisualizer needs torchvision, which cannot be imported with this "
+            'torch build; install a torchvision that matches your torch to use it')
+
+
+def torchvision_importable() -> bool:
+    """Whether ``import torchvision`` works (its wheels for another torch build
+    raise at import: "operator torchvision::nms does not exist")."""
+    if 'torchvision' in sys.modules:
+        return True
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # ImportError, or RuntimeError from a build for another torch
+        for name in [m for m in sys.modules if m == 'torchvision' or m.startswith('torchvision.')]:
+            del sys.modules[name]
+        return False
+    return True
+
+
+def mmpose_without_torchvision() -> None:
+    """``mmpose.visualization`` imports ``simcc_vis``, which imports
+    torchvision: every stock mmpose run fails where torchvision cannot be
+    imported (CPU torch 2.13 has no matching build). Provide that one module
+    with a :class:`SimCCVisualizer` that raises if used (it only draws SimCC
+    heatmaps); everything else of mmpose is untouched."""
+    if SIMCC_VIS_MODULE in sys.modules or torchvision_importable():
+        return
+    module = types.ModuleType(SIMCC_VIS_MODULE)
+    module.__doc__ = mmpose_without_torchvision.__doc__
+    module.SimCCVisualizer = SimCCVisualizer
+    sys.modules[SIMCC_VIS_MODULE] = module
+    _applied('mmpose_without_torchvision',
+             f'torchvision cannot be imported: {SIMCC_VIS_MODULE} provided without it')
+
+
+def apply_patches() -> None:
+    """Apply every patch whose cause exists here (idempotent)."""
+    safe_checkpoint_loading()
+    dist_init_without_cuda()
+    ddp_without_cuda()
+    sync_bn_without_cuda()

@@ -1,56 +1,123 @@
-"""Runtime fixes (crossformer_mm/utils/runtime.py) and the CLI plumbing of
-tools/train.py / tools/test.py (crossformer_mm/utils/cli.py)."""
+"""The compatibility patches of crossformer_mm/compat.py: each is applied once,
+only where its cause exists, makes the stack work, and the stock stack fails
+without it (shown in fresh interpreters that do not import this package)."""
 import os.path as osp
-import pickle
 import socket
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel, MMDistributedDataParallel
 from mmengine.runner import CheckpointLoader, Runner
 from torch import nn
 
-from crossformer_mm.utils import cli, runtime
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from crossformer_mm import compat
 
 
-def config(name: str) -> Config:
-    return Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
+def python(code: str, **env) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (1 thread); return the result."""
+    import os
+    full_env = dict(os.environ, OMP_NUM_THREADS='1', **env)
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], env=full_env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=300)
 
 
-def test_local_loader_reads_mmengine_checkpoints(tmp_path):
-    path = str(tmp_path / 'mmengine_style.pth')
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def dist_env() -> dict:
+    return dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+                MASTER_PORT=str(free_port()))
+
+
+NEEDS_CPU_PATCHES = compat.without_accelerator()
+
+
+def test_patches_applied_here_are_exactly_those_whose_cause_exists():
+    expected = set()
+    if compat.mmengine_loads_weights_only_unaware():
+        expected.add('safe_checkpoint_loading')
+    if NEEDS_CPU_PATCHES:
+        expected |= {'dist_init_without_cuda', 'ddp_without_cuda', 'sync_bn_without_cuda'}
+    assert expected <= set(compat.APPLIED)
+    assert set(compat.APPLIED) - expected <= {'mmpose_without_torchvision'}
+
+
+def test_patches_are_applied_once():
+    patched = (CheckpointLoader._schemes[''], Runner.wrap_model)
+    applied = dict(compat.APPLIED)
+    compat.apply_patches()
+    compat.apply_patches()
+    assert (CheckpointLoader._schemes[''], Runner.wrap_model) == patched
+    assert compat.APPLIED == applied
+
+
+def test_no_patch_runs_on_a_machine_with_an_accelerator():
+    """With an accelerator (mmengine's device 'cuda') and a current mmengine,
+    importing the package leaves mmengine as it is."""
+    result = python('''
+        import mmengine, mmengine.device
+        mmengine.device.get_device = lambda: 'cuda'
+        mmengine.__version__ = '0.10.8'   # a release that passes weights_only itself
+        from mmengine.runner import Runner, CheckpointLoader
+        from mmengine.dist import utils as dist_utils
+        stock = (Runner.wrap_model, CheckpointLoader._schemes[''], dist_utils._init_dist_pytorch)
+        import crossformer_mm
+        from crossformer_mm import compat
+        assert (Runner.wrap_model, CheckpointLoader._schemes[''],
+                dist_utils._init_dist_pytorch) == stock
+        print('applied:', sorted(compat.APPLIED))
+    ''')
+    assert result.returncode == 0, result.stdout
+    assert 'applied: []' in result.stdout
+
+
+def test_each_applied_patch_is_logged_once():
+    result = python('''
+        import crossformer_mm
+        import crossformer_mm  # a second import logs nothing more
+        from crossformer_mm import compat
+        compat.apply_patches()
+    ''')
+    assert result.returncode == 0, result.stdout
+    for name in compat.APPLIED:
+        if name != 'mmpose_without_torchvision':
+            assert result.stdout.count(f'compat patch {name}:') == 1, result.stdout
+
+
+# safe_checkpoint_loading ---------------------------------------------------
+def mmengine_checkpoint(path: str) -> None:
     buffer = HistoryBuffer()
     buffer.update(1.5)
-    torch.save(
-        dict(
-            state_dict={'w': torch.ones(2)},
-            message_hub=dict(log_scalars={'loss': buffer}),
-            meta=dict(seed=np.int64(3), lr=np.float64(0.1))), path)
-    with pytest.raises(pickle.UnpicklingError):
-        torch.load(path)  # torch>=2.6 default: weights_only=True
+    torch.save(dict(state_dict={'w': torch.ones(2)},
+                    message_hub=dict(log_scalars={'loss': buffer}),
+                    meta=dict(seed=np.int64(3), lr=np.float64(0.1))), path)
+
+
+def test_mmengine_checkpoints_load_and_fail_without_the_patch(tmp_path):
+    path = str(tmp_path / 'mmengine_style.pth')
+    mmengine_checkpoint(path)
     checkpoint = CheckpointLoader.load_checkpoint(path)
     assert checkpoint['message_hub']['log_scalars']['loss'].current() == 1.5
     assert checkpoint['meta']['seed'] == 3
-    with pytest.raises(FileNotFoundError, match='can not be found'):
-        CheckpointLoader.load_checkpoint(str(tmp_path / 'missing.pth'))
+    stock = python(f'''
+        from mmengine.runner import CheckpointLoader
+        CheckpointLoader.load_checkpoint({path!r})
+    ''')
+    assert compat.mmengine_loads_weights_only_unaware()
+    assert stock.returncode != 0 and 'Weights only load failed' in stock.stdout, stock.stdout
 
 
-def test_fixes_are_applied_once():
-    patched = (CheckpointLoader._schemes[''], Runner.wrap_model,
-               runtime.dist_utils._init_dist_pytorch)
-    runtime.apply_runtime_fixes()
-    runtime.apply_runtime_fixes()
-    assert (CheckpointLoader._schemes[''], Runner.wrap_model,
-            runtime.dist_utils._init_dist_pytorch) == patched
-    assert Runner.wrap_model.__wrapped__.__qualname__ == 'Runner.wrap_model'
-
-
+# dist_init_without_cuda, ddp_without_cuda, sync_bn_without_cuda --------------
 class SyncBNModel(BaseModel):
 
     def __init__(self):
@@ -65,12 +132,7 @@ class SyncBNModel(BaseModel):
 @pytest.fixture
 def single_process_env(monkeypatch):
     """Environment of a 1-process torchrun launch on a free port."""
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    for key, value in dict(
-            RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
-            MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port)).items():
+    for key, value in dist_env().items():
         monkeypatch.setenv(key, value)
     yield
     if torch_dist.is_initialized():
@@ -101,38 +163,63 @@ def test_distributed_runner_without_cuda(single_process_env, tmp_path):
         assert (message in log) != cuda, message
 
 
-def test_eval_maps_onto_coco_metric():
-    cfg = config('mask_rcnn_crossformer_s_fpn_1x_coco.py')
-    assert cli.apply_eval_metrics(cfg, ['bbox', 'segm']) == ['CocoMetric']
-    assert cfg.test_evaluator.metric == ['bbox', 'segm']
-    cli.apply_eval_metrics(cfg, ['bbox'], dict(classwise=True))
-    assert cfg.test_evaluator.metric == ['bbox']
-    assert cfg.test_evaluator.classwise is True
+STOCK_GLOO = '''
+        import torch, torch.distributed as dist
+        from torch import nn
+        from mmengine.config import Config
+        from mmengine.runner import Runner
+        dist.init_process_group('gloo')
+        runner = Runner.__new__(Runner)  # the stock method on a distributed runner
+        runner._distributed = True
+        runner.cfg = Config(dict())
+'''
 
 
-def test_eval_errors_are_clear():
-    cfg = config('retinanet_crossformer_s_fpn_1x_coco.py')
-    with pytest.raises(ValueError, match='no mask head'):
-        cli.apply_eval_metrics(cfg, ['bbox', 'segm'])
-    with pytest.raises(ValueError, match='not a metric of CocoMetric'):
-        cli.apply_eval_metrics(cfg, ['mIoU'])
-    cfg.test_evaluator = dict(type='DumpDetResults', out_file_path='x.pkl')
-    with pytest.raises(ValueError, match='cannot be mapped'):
-        cli.apply_eval_metrics(cfg, ['bbox'])
+def test_stock_dist_init_fails_without_cuda():
+    assert NEEDS_CPU_PATCHES, 'this test documents the CPU-only stack'
+    stock = python('''
+        from mmengine.dist import init_dist
+        init_dist('pytorch', backend='nccl')
+    ''', **dist_env())
+    assert stock.returncode != 0
+    assert 'cuda' in stock.stdout.lower() or 'nccl' in stock.stdout.lower(), stock.stdout
 
 
-def test_eval_for_segmentation_and_pose_configs():
-    seg = config('fpn_crossformer_s_512x512_80k_ade20k.py')
-    cli.apply_eval_metrics(seg, ['mIoU', 'mDice'])
-    assert seg.test_evaluator.iou_metrics == ['mIoU', 'mDice']
-    with pytest.raises(ValueError, match='not a metric of IoUMetric'):
-        cli.apply_eval_metrics(seg, ['bbox'])
-    pose = config('higherhrnet_w32_coco_512x512.py')
-    assert cli.apply_eval_metrics(pose, ['mAP']) == ['CocoMetric']
-    with pytest.raises(ValueError, match='choose from mAP'):
-        cli.apply_eval_metrics(pose, ['bbox'])
+def test_stock_ddp_wrapping_fails_without_cuda():
+    assert NEEDS_CPU_PATCHES
+    stock = python(STOCK_GLOO + '''
+        model = nn.Linear(2, 2)
+        from mmengine.model import BaseModel
+        class M(BaseModel):
+            def __init__(self):
+                super().__init__(); self.fc = nn.Linear(2, 2)
+            def forward(self, x, data_samples=None, mode='tensor'):
+                return self.fc(x)
+        runner.wrap_model(None, M())
+    ''', **dist_env())
+    assert stock.returncode != 0 and 'device_ids' in stock.stdout, stock.stdout
 
 
-def test_toolbox_of_rejects_other_scopes():
-    with pytest.raises(ValueError, match="default_scope='mmpretrain'"):
-        cli.toolbox_of(Config(dict(default_scope='mmpretrain')))
+def test_stock_sync_bn_fails_without_cuda():
+    assert NEEDS_CPU_PATCHES
+    stock = python(STOCK_GLOO + '''
+        from mmengine.runner.runner import convert_sync_batchnorm
+        model = convert_sync_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
+        model.train()
+        model(torch.randn(2, 3, 8, 8))
+    ''', **dist_env())
+    assert stock.returncode != 0 and 'SyncBatchNorm' in stock.stdout, stock.stdout
+
+
+# mmpose_without_torchvision --------------------------------------------------
+def test_mmpose_visualization_needs_the_patch_only_without_torchvision():
+    stock = python('import mmpose.visualization')
+    patched = python('import crossformer_mm.pose, mmpose.visualization; '
+                     'from crossformer_mm import compat; print(sorted(compat.APPLIED))')
+    assert patched.returncode == 0, patched.stdout
+    if compat.torchvision_importable():
+        assert stock.returncode == 0, stock.stdout
+        assert 'mmpose_without_torchvision' not in patched.stdout
+    else:
+        assert stock.returncode != 0 and 'torchvision' in stock.stdout, stock.stdout
+        assert 'mmpose_without_torchvision' in patched.stdout

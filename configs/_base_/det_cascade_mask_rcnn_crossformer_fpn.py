@@ -4,8 +4,9 @@
 # class-specific box regression of decoded boxes with a GIoU loss.
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
-    './det_crossformer_backbone.py'
+    './crossformer_backbone.py'
 ]
+custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)  # registers CrossFormer
 
 
 def _bbox_head(target_stds):

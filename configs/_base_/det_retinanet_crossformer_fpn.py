@@ -3,8 +3,9 @@
 # add_extra_convs='on_input'), as in the original configs.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
-    './det_crossformer_backbone.py'
+    './crossformer_backbone.py'
 ]
+custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)  # registers CrossFormer
 model = dict(
     backbone={{_base_.crossformer_backbone}},
     neck=dict(

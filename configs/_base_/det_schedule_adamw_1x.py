@@ -3,7 +3,6 @@
 # 500 iterations from 0.001 x lr, lr x 0.1 at epochs 8 and 11,
 # 2 images/GPU x 8 GPUs. `tools/train.py --auto-scale-lr` rescales the lr for
 # another total batch size (base_batch_size below).
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 max_epochs = 12
 train_cfg = dict(

@@ -2,7 +2,6 @@
 # with all its people; crowd regions and unlabelled people are masked by
 # BottomupGetHeatmapMask), evaluated with COCO keypoint AP over all images.
 
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 dataset_type = 'CocoDataset'
 data_mode = 'bottomup'

@@ -4,9 +4,8 @@
 # CrossFormer segmentation config (mmseg 1.x bases, through crossformer_mm).
 _base_ = [
     'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py',
-    './det_crossformer_backbone.py'
+    './crossformer_backbone.py'
 ]
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 # Single-scale testing is mmseg's stock pipeline: resize into (2048, 512)
 # keeping the aspect ratio, then whole-image inference at that size. The

@@ -5,6 +5,7 @@ _base_ = [
     'mmseg::_base_/models/fpn_r50.py', './seg_crossformer_ade20k.py',
     'mmseg::_base_/schedules/schedule_80k.py'
 ]
+custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)  # registers CrossFormer
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(

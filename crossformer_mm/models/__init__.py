@@ -1,1 +1,1 @@
-from . import backbones, layers, pose  # noqa: F401  (importing registers the modules)
+from . import backbones, layers  # noqa: F401  (importing registers the modules)

@@ -12,7 +12,6 @@ Every image holds 1-4 non-overlapping shapes (categories ``square``,
 ``circle``, ``triangle``) of random size, colour and position on a noisy
 background; each instance has a polygon mask, its box and area.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -115,19 +114,3 @@ def make_toy_coco(out_dir: str, num_train: int = 200, num_val: int = 50,
         print(f'{split}: {len(coco["images"])} images, '
               f'{len(coco["annotations"])} instances -> {ann_files[split]}')
     return ann_files
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('out_dir', help='folder to write the data set to')
-    parser.add_argument('--num-train', type=int, default=200)
-    parser.add_argument('--num-val', type=int, default=50)
-    parser.add_argument('--size', type=int, default=128, help='image side')
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
-    make_toy_coco(args.out_dir, args.num_train, args.num_val, args.size,
-                  args.seed)
-
-
-if __name__ == '__main__':
-    main()

@@ -18,7 +18,6 @@ region of small figures (``iscrowd=1``, RLE segmentation), which bottom-up
 training masks out and COCO evaluation ignores. Image sizes vary (square,
 landscape, portrait) around ``--size``.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -262,20 +261,3 @@ def make_toy_coco_keypoints(out_dir: str,
               f'{len(anns) - labelled - crowds} unlabelled people -> '
               f'{ann_files[split]}')
     return ann_files
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('out_dir', help='folder to write the data set to')
-    parser.add_argument('--num-train', type=int, default=200)
-    parser.add_argument('--num-val', type=int, default=40)
-    parser.add_argument('--size', type=int, default=256,
-                        help='short image side')
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
-    make_toy_coco_keypoints(args.out_dir, args.num_train, args.num_val,
-                            args.size, args.seed)
-
-
-if __name__ == '__main__':
-    main()

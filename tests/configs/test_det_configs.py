@@ -11,7 +11,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from _toy_data import REPO_ROOT, TOY_CLASSES, make_toy_set, toy_det_options
+from _helpers import REPO_ROOT, make_toy_set
+
+from crossformer_mm.testing.toy_configs import TOY_CLASSES, det_smoke_options
 
 DET_CONFIGS = sorted(
     osp.basename(p) for p in glob.glob(osp.join(REPO_ROOT, 'configs', '*.py'))
@@ -95,7 +97,7 @@ def test_parameter_count_matches_published(name):
 def test_stock_mmdet_train_two_iterations(name, toy_root, tmp_path,
                                           monkeypatch):
     config = osp.join(REPO_ROOT, 'configs', name)
-    options = toy_det_options(load(name), toy_root)
+    options = det_smoke_options(load(name), toy_root)
     monkeypatch.setattr(sys, 'argv', [
         MMDET_TRAIN, config, '--work-dir',
         str(tmp_path), '--cfg-options', *options
@@ -112,7 +114,7 @@ def test_tools_test_py_with_flip_tta(toy_root, tmp_path, monkeypatch):
     """tools/test.py --tta --eval bbox on RetinaNet (untrained weights)."""
     name = 'retinanet_crossformer_s_fpn_1x_coco.py'
     cfg = load(name)
-    options = toy_det_options(cfg, toy_root)
+    options = det_smoke_options(cfg, toy_root)
     cfg.model.bbox_head.num_classes = len(TOY_CLASSES)
     cfg.model.backbone.init_cfg = None
     init_default_scope('mmdet')

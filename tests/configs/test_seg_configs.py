@@ -15,7 +15,8 @@ from mmengine.registry import PARAM_SCHEDULERS, init_default_scope
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import REPO_ROOT
+
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 
 # Published parameter counts (M), CrossFormer / CrossFormer++ papers and the

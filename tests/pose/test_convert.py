@@ -1,7 +1,8 @@
 """Converter of the original HigherHRNet checkpoints, checked on the
 recorded output of the original model."""
-import importlib.util
+
 import os.path as osp
+import sys
 
 import numpy as np
 import pytest
@@ -10,20 +11,16 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS
 
-import crossformer_mm  # noqa: F401  (registers the modules)
+from crossformer_mm.pose import convert
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import REPO_ROOT, run
+
 CONFIG = osp.join(REPO_ROOT, 'configs', 'higherhrnet_w32_coco_512x512.py')
 
 
 @pytest.fixture(scope='module')
 def converter():
-    path = osp.join(REPO_ROOT, 'tools', 'convert',
-                    'higherhrnet_official_to_mmpose.py')
-    spec = importlib.util.spec_from_file_location('hhr_convert', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return convert
 
 
 @pytest.fixture(scope='module')
@@ -96,13 +93,11 @@ def test_fp16_wrapper_checkpoint_is_unwrapped_and_cast(converter,
 
 def test_command_line_writes_a_loadable_checkpoint(converter,
                                                    original_state_dict,
-                                                   tmp_path, monkeypatch,
-                                                   capsys, model):
+                                                   tmp_path, model):
     src, dst = tmp_path / 'original.pth', tmp_path / 'converted.pth'
     torch.save({f'1.{k}': v for k, v in original_state_dict.items()}, src)
-    monkeypatch.setattr('sys.argv', ['convert', str(src), str(dst)])
-    converter.main()
-    assert '28,645,331 weights' in capsys.readouterr().out
+    out = run([sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src), str(dst)])
+    assert '28,645,331 weights' in out
     checkpoint = torch.load(dst, weights_only=True)
     model.load_state_dict(checkpoint['state_dict'], strict=True)
 

@@ -1,5 +1,5 @@
 """Grouping decode against the recorded original ``HeatmapParser`` output."""
-import importlib.util
+
 import os.path as osp
 
 import numpy as np
@@ -9,11 +9,11 @@ from mmengine.structures import InstanceData
 from mmpose.models.pose_estimators import BottomupPoseEstimator
 from mmpose.structures import PoseDataSample
 
-from crossformer_mm.models.pose.codec import (
+from crossformer_mm.pose.codec import (
     COCO_KEYPOINT_ORDER, HigherResolutionAssociativeEmbedding)
-from crossformer_mm.models.pose.grouping import HeatmapParser
+from crossformer_mm.pose import grouping_reference
+from crossformer_mm.pose.grouping import HeatmapParser
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
@@ -24,11 +24,7 @@ def fixture(reference_dir):
 
 @pytest.fixture(scope='module')
 def benchmark_tool():
-    path = osp.join(REPO_ROOT, 'tools', 'analysis', 'benchmark_decode.py')
-    spec = importlib.util.spec_from_file_location('benchmark_decode', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return grouping_reference
 
 
 def maps(fixture):

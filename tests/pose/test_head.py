@@ -11,9 +11,9 @@ from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS
 from mmpose.structures import PoseDataSample
 
-import crossformer_mm  # noqa: F401  (registers the modules)
+import crossformer_mm.pose  # noqa: F401  (registers the modules)
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import REPO_ROOT
 FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 
 

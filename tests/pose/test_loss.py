@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from crossformer_mm.models.pose.loss import (AssociativeEmbeddingPullPushLoss,
+from crossformer_mm.pose.loss import (AssociativeEmbeddingPullPushLoss,
                                              MultiResolutionHeatmapLoss)
 
 

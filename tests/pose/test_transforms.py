@@ -7,7 +7,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS, TRANSFORMS
 
-import crossformer_mm  # noqa: F401  (registers the modules)
+import crossformer_mm.pose  # noqa: F401  (registers the modules)
 
 
 def resize(img_w, img_h, scales=(1.0, ), input_size=512):

@@ -14,8 +14,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from _toy_data import (REPO_ROOT, TOY_CLASSES, load_tool, make_toy_set, run,
-                       toy_det_options)
+from _helpers import REPO_ROOT, make_toy_set, run
+
+from crossformer_mm.testing.toy_configs import TOY_CLASSES, det_smoke_options
+from crossformer_mm.utils import convert_mmdet2
 
 DEMO_CONFIG = 'configs/demo/mask_rcnn_crossformer_mini_fpn_toy.py'
 
@@ -44,7 +46,7 @@ def toy_root(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def demo_options(toy_root):
-    return toy_det_options(Config.fromfile(osp.join(REPO_ROOT, DEMO_CONFIG)),
+    return det_smoke_options(Config.fromfile(osp.join(REPO_ROOT, DEMO_CONFIG)),
                            toy_root)
 
 
@@ -121,7 +123,7 @@ def test_dist_train_and_test_two_processes_gloo(tmp_path, demo_options):
 def test_mim_train_mmdet_stock_script(tmp_path, toy_root):
     """`mim train mmdet CONFIG --gpus 0` runs mmdet's own train.py."""
     config = 'configs/mask_rcnn_crossformer_s_fpn_1x_coco.py'
-    options = toy_det_options(
+    options = det_smoke_options(
         Config.fromfile(osp.join(REPO_ROOT, config)), toy_root)
     out = run(['mim', 'train', 'mmdet', config, '--gpus', '0', '--work-dir',
                str(tmp_path), '--cfg-options', *options])
@@ -212,7 +214,7 @@ def test_convert_mmdet2_detection_checkpoint(tmp_path, trained):
     for key, value in state_dict.items():
         assert torch.equal(converted['state_dict'][key], value), key
 
-    converter = load_tool('tools/convert/crossformer_det_v2_to_v3.py')
+    converter = convert_mmdet2
     broken = dict(state_dict)
     broken['roi_head.bbox_head.fc_cls.weight'] = torch.zeros(5, 256)
     del broken['rpn_head.rpn_conv.bias']

@@ -22,8 +22,11 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from mmpose.registry import DATASETS
 
-from _toy_data import REPO_ROOT, load_tool
-from _toy_data import run as run_command
+from _helpers import REPO_ROOT
+from _helpers import run as run_command
+
+from crossformer_mm.testing.toy_coco_keypoints import make_toy_coco_keypoints
+from crossformer_mm.testing.toy_configs import cli_options, pose_toy_overrides
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 POSE_CONFIGS = sorted(
@@ -32,17 +35,13 @@ CKPT_CONFIG = 'higherhrnet_w32_coco_512x512.py'
 MMPOSE_TRAIN = osp.join(osp.dirname(mmpose.__file__), '.mim', 'tools',
                         'train.py')
 TOY_INPUT = 64
-ENV = {'OMP_NUM_THREADS': '2'}  # over _toy_data.run's 1 thread
-
-
-toy_tool = load_tool('tools/misc/train_toy_pose.py')
-toy_common = load_tool('tools/misc/toy_common.py')
+ENV = {'OMP_NUM_THREADS': '2'}  # over _helpers.run's 1 thread
 
 
 @pytest.fixture(scope='module')
 def toy_coco(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('toy_coco_kpt'))
-    load_tool('tools/misc/make_toy_coco_keypoints.py').make_toy_coco_keypoints(
+    make_toy_coco_keypoints(
         root, num_train=4, num_val=2, size=TOY_INPUT)
     return root
 
@@ -67,14 +66,14 @@ def toy_cli_options(config: str, data_root: str, **extra) -> List[str]:
     """``--cfg-options`` that run ``config`` on the toy set: 2 iterations
     (4 images, batch 2, 1 epoch), no ImageNet checkpoint."""
     cfg = Config.fromfile(osp.join(CONFIG_DIR, config))
-    options = toy_tool.toy_overrides(cfg, data_root, TOY_INPUT, batch_size=2)
+    options = pose_toy_overrides(cfg, data_root, TOY_INPUT, batch_size=2)
     options.update({
         'model.backbone.init_cfg': None,
         'train_cfg.max_epochs': 1,
         'default_hooks.logger.interval': 1,
     })
     options.update(extra)
-    return ['--cfg-options', *toy_common.cli_options(options)]
+    return ['--cfg-options', *cli_options(options)]
 
 
 def run(cmd: List[str]) -> str:
@@ -152,7 +151,7 @@ def test_val_samples_score_perfectly_with_their_ground_truth(toy_coco):
     ignored by the metric, each image is one sample)."""
     init_default_scope('mmpose')
     cfg = Config.fromfile(osp.join(CONFIG_DIR, CKPT_CONFIG))
-    cfg.merge_from_dict(toy_tool.toy_overrides(cfg, toy_coco, TOY_INPUT))
+    cfg.merge_from_dict(pose_toy_overrides(cfg, toy_coco, TOY_INPUT))
     dataset = DATASETS.build(cfg.val_dataloader.dataset)
     evaluator = Evaluator(cfg.val_evaluator)
     evaluator.dataset_meta = dataset.metainfo
@@ -176,11 +175,13 @@ def test_toy_learning_script_runs_end_to_end(tmp_path):
     (The learning check itself, AP >= 0.5 with the defaults, takes about 11
     minutes: see the README.)"""
     work_dir = str(tmp_path)
-    ap = toy_tool.main([
+    out = run_command([
+        sys.executable, 'tools/misc/train_toy_pose.py',
         '--work-dir', work_dir, '--num-train', '4', '--num-val', '2',
         '--image-size', '64', '--input-size', '64', '--batch-size', '2',
         '--epochs', '1', '--min-ap', '0'
-    ])
+    ], env=ENV)
+    ap = float(re.search(r'toy COCO-keypoints val AP ([0-9.]+) after 1 epochs', out).group(1))
     assert 0 <= ap <= 1
     assert osp.isfile(osp.join(work_dir, 'epoch_1.pth'))
     assert osp.isfile(

@@ -15,61 +15,11 @@ reported, not silently half-loaded.
 import argparse
 import os
 import os.path as osp
-from typing import List, Tuple
 
 import torch
-from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 
-from crossformer_mm.utils.checkpoint import (load_checkpoint_file,
-                                             unwrap_state_dict)
-
-
-def state_dict_differences(model: torch.nn.Module,
-                           state_dict: dict) -> List[str]:
-    """Human-readable differences between a model and a state dict."""
-    own = model.state_dict()
-    problems = [f'missing: {k}' for k in own if k not in state_dict]
-    problems += [f'unexpected: {k}' for k in state_dict if k not in own]
-    problems += [
-        f'shape of {k}: checkpoint {tuple(v.shape)} vs model '
-        f'{tuple(own[k].shape)}' for k, v in state_dict.items()
-        if k in own and own[k].shape != v.shape
-    ]
-    return problems
-
-
-def convert(checkpoint: dict, model: torch.nn.Module) -> Tuple[dict, dict]:
-    """mmdet 3.x checkpoint of an mmdet 2.x one; also the dropped metadata.
-
-    Raises ``ValueError`` listing every difference to ``model``.
-    """
-    state_dict = unwrap_state_dict(checkpoint)
-    problems = state_dict_differences(model, state_dict)
-    if problems:
-        shown = '\n  '.join(problems[:20])
-        raise ValueError(
-            f'the checkpoint does not match the config\'s model '
-            f'({len(problems)} differences):\n  {shown}\nCheck that the '
-            'config is the one the checkpoint was trained with.')
-    old_meta = dict(checkpoint.get('meta') or {})
-    classes = old_meta.pop('CLASSES', None)
-    meta = dict(converted_from='mmdet 2.x')
-    if classes is not None:
-        meta['dataset_meta'] = dict(classes=tuple(classes))
-    dropped = {k: v for k, v in checkpoint.items()
-               if k not in ('state_dict', 'model', 'meta')}
-    dropped['meta'] = sorted(old_meta)
-    return dict(meta=meta, state_dict=state_dict), dropped
-
-
-def build_model(config: str) -> torch.nn.Module:
-    """The model of a config, without loading any pretrained weights."""
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model)
+from crossformer_mm.utils.checkpoint import load_checkpoint_file
+from crossformer_mm.utils.convert_mmdet2 import build_model, convert
 
 
 def main() -> None:

@@ -16,102 +16,14 @@ Example::
 """
 import argparse
 import os.path as osp
-import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Optional, Sequence
 
-from mmengine.config import Config
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from make_toy_coco_keypoints import make_toy_coco_keypoints  # noqa: E402
-from toy_common import train_and_check  # noqa: E402
+from crossformer_mm.testing.learning_check import train_and_check
+from crossformer_mm.testing.toy_coco_keypoints import make_toy_coco_keypoints
+from crossformer_mm.testing.toy_configs import pose_learning_config
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs',
-                          'higherhrnet_w32_coco_512x512.py')
-#: Width of the toy HRNet: branches of (32, 64, 128, 256) channels, one module
-#: of one block per branch and stage.
-TOY_WIDTH = 32
-
-
-def shrink_hrnet(extra: dict) -> None:
-    """Make the HRNet ``extra`` of a config the toy HRNet (in place)."""
-    for stage in extra.values():
-        branches = stage['num_branches']
-        stage.update(
-            num_modules=1,
-            num_blocks=(1, ) * branches,
-            num_channels=tuple(TOY_WIDTH * 2**b for b in range(branches)))
-
-
-def toy_overrides(cfg: Config, data_root: str, input_size: int,
-                  batch_size: int = 2) -> Dict[str, Any]:
-    """Config overrides (``--cfg-options`` keys) that run a pose config of
-    this project on a toy set written by ``make_toy_coco_keypoints.py``.
-
-    Every ``input_size`` in the train / val / test pipelines becomes
-    ``input_size`` (an int stays an int, a (w, h) pair becomes square); data
-    loading runs in the main process.
-    """
-    options: Dict[str, Any] = {}
-    for split, toy_split in (('train', 'train'), ('val', 'val'),
-                             ('test', 'val')):
-        loader = f'{split}_dataloader'
-        options.update({
-            f'{loader}.dataset.data_root': data_root,
-            f'{loader}.dataset.ann_file':
-            f'annotations/person_keypoints_{toy_split}.json',
-            f'{loader}.dataset.data_prefix.img': f'{toy_split}/',
-            f'{loader}.num_workers': 0,
-            f'{loader}.persistent_workers': False,
-        })
-        for i, step in enumerate(cfg[loader].dataset.pipeline):
-            if 'input_size' in step:
-                options[f'{loader}.dataset.pipeline.{i}.input_size'] = (
-                    input_size if isinstance(step['input_size'], int) else
-                    (input_size, input_size))
-    for evaluator in ('val_evaluator', 'test_evaluator'):
-        options[f'{evaluator}.ann_file'] = osp.join(
-            data_root, 'annotations', 'person_keypoints_val.json')
-    options['train_dataloader.batch_size'] = batch_size
-    return options
-
-
-def build_toy_config(args: argparse.Namespace) -> Config:
-    """The published config, on the toy data, with a small model and a short
-    from-scratch schedule."""
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(
-        toy_overrides(cfg, args.data_root, args.input_size, args.batch_size))
-    shrink_hrnet(cfg.model.backbone.extra)
-    cfg.model.backbone.init_cfg = None
-    cfg.model.head.update(
-        in_channels=TOY_WIDTH,
-        deconv_out_channels=(TOY_WIDTH, ),
-        num_basic_blocks=1)
-    cfg.model.head.tag_loss.update(
-        pull_loss_factor=args.tag_loss_factor,
-        push_loss_factor=args.tag_loss_factor)
-
-    cfg.optim_wrapper.optimizer.lr = args.lr
-    cfg.param_scheduler = [
-        dict(type='LinearLR', begin=0, end=50, start_factor=0.01,
-             by_epoch=False),
-        dict(
-            type='MultiStepLR',
-            begin=0,
-            end=args.epochs,
-            milestones=[int(args.epochs * 0.75),
-                        int(args.epochs * 0.9)],
-            gamma=0.1,
-            by_epoch=True)
-    ]
-    cfg.train_cfg.update(max_epochs=args.epochs, val_interval=args.epochs)
-    cfg.default_hooks.logger.interval = args.log_interval
-    cfg.default_hooks.checkpoint.update(
-        interval=args.epochs, save_optimizer=False, save_best=None)
-    cfg.randomness = dict(seed=args.seed)
-    cfg.work_dir = args.work_dir
-    return cfg
+DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs', 'higherhrnet_w32_coco_512x512.py')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -150,14 +62,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> float:
     args = parse_args(argv)
-    if not osp.isfile(
-            osp.join(args.data_root, 'annotations',
-                     'person_keypoints_train.json')):
-        make_toy_coco_keypoints(args.data_root, args.num_train, args.num_val,
-                                args.image_size, args.seed)
-    return train_and_check(build_toy_config(args), 'coco/AP',
-                           'toy COCO-keypoints val AP',
-                           f'{args.epochs} epochs', args.min_ap, '--min-ap')
+    if not osp.isfile(osp.join(args.data_root, 'annotations', 'person_keypoints_train.json')):
+        make_toy_coco_keypoints(args.data_root, args.num_train, args.num_val, args.image_size,
+                                args.seed)
+    cfg = pose_learning_config(
+        args.config, args.data_root, args.work_dir, args.input_size, args.batch_size,
+        args.epochs, args.log_interval, args.lr, args.tag_loss_factor, args.seed)
+    return train_and_check(cfg, 'coco/AP', 'toy COCO-keypoints val AP', f'{args.epochs} epochs',
+                           args.min_ap, '--min-ap')
 
 
 if __name__ == '__main__':

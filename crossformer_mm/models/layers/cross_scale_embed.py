@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
-from mmengine.registry import MODELS
+from crossformer_mm.registry import MODELS
 from torch import Tensor
 
 

@@ -4,7 +4,7 @@ from typing import Optional
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
-from mmengine.registry import MODELS
+from crossformer_mm.registry import MODELS
 from torch import Tensor
 
 from .lsda import LSDA

@@ -6,7 +6,7 @@ from typing import Callable, Tuple, TypeVar
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
-from mmengine.registry import MODELS
+from crossformer_mm.registry import MODELS
 from torch import Tensor
 
 T = TypeVar('T')

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests, `make demo` and the toy learning checks."""
