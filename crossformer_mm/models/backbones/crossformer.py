@@ -5,6 +5,7 @@ CrossFormer: A Versatile Vision Transformer Hinging on Cross-scale Attention
 (TPAMI, https://arxiv.org/abs/2303.06908). Parameter and buffer names follow
 the released checkpoints, so they load as they are.
 """
+import numbers
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -12,12 +13,13 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import constant_init, trunc_normal_init
-from mmengine.registry import MODELS
+from crossformer_mm.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...utils.checkpoint import load_backbone_checkpoint
 from ..layers import CrossFormerBlock, CrossScaleEmbedding, CrossScalePatchMerging
+from ..layers.cross_scale_embed import split_channels
 from ..layers.lsda import LDA_MODES
 
 _ICLR_GROUPS = dict(group_size=(7, 7, 7, 7), crs_interval=(8, 4, 2, 1),
@@ -37,10 +39,36 @@ ARCH_SETTINGS: Dict[str, dict] = {
     'pp-huge': dict(embed_dims=128, depths=(6, 6, 18, 2), num_heads=(4, 8, 16, 32), **_PP_GROUPS),
 }
 _REQUIRED_ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
+_OPTIONAL_ARCH_KEYS = ('group_size', 'crs_interval', 'lda_mode', 'use_acl')
+
+
+def _is_int(value) -> bool:
+    """An integer that is not a bool (``True`` is an ``int`` in Python)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_arg(ok: bool, name: str, allowed: str, value) -> None:
+    """The backbone's argument check: ``ValueError('{name} must be {allowed}, got {value!r}')``."""
+    if not ok:
+        raise ValueError(f'{name} must be {allowed}, got {value!r}')
+
+
+def _stage_ints(name: str, values, num_stages: int) -> Tuple[int, ...]:
+    """One positive integer per stage (an int is repeated)."""
+    if _is_int(values):
+        values = (values, ) * num_stages
+    check_arg(isinstance(values, Sequence) and len(values) == num_stages
+              and all(_is_int(v) and v > 0 for v in values),
+              name, f'{num_stages} positive integers (one per stage)', values)
+    return tuple(int(v) for v in values)
 
 
 def resolve_arch(arch: Union[str, dict], **overrides) -> dict:
-    """Settings of a named or explicit arch, with non-None ``overrides`` applied."""
+    """Settings of a named or explicit arch, with non-None ``overrides`` applied.
+
+    Raises:
+        ValueError: naming the setting, what is allowed and what was given.
+    """
     if isinstance(arch, str):
         if arch not in ARCH_SETTINGS:
             raise ValueError(f'unknown CrossFormer arch {arch!r}; choose one of '
@@ -51,7 +79,12 @@ def resolve_arch(arch: Union[str, dict], **overrides) -> dict:
         missing = [k for k in _REQUIRED_ARCH_KEYS if k not in arch]
         if missing:
             raise ValueError(f'a custom CrossFormer arch needs the keys {missing}')
-        num_stages = len(arch['depths'])
+        unknown = sorted(set(arch) - set(_REQUIRED_ARCH_KEYS) - set(_OPTIONAL_ARCH_KEYS))
+        if unknown:
+            raise ValueError(f'unknown keys {unknown} in a custom CrossFormer arch; allowed: '
+                             f'{_REQUIRED_ARCH_KEYS + _OPTIONAL_ARCH_KEYS}')
+        depths = arch['depths']
+        num_stages = len(depths) if isinstance(depths, Sequence) else 1
         settings = dict(group_size=7,
                         crs_interval=tuple(2 ** (num_stages - 1 - i) for i in range(num_stages)),
                         lda_mode='iclr', use_acl=False)
@@ -60,21 +93,29 @@ def resolve_arch(arch: Union[str, dict], **overrides) -> dict:
         raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
     settings.update({k: v for k, v in overrides.items() if v is not None})
 
-    num_stages = len(settings['depths'])
+    depths = settings['depths']
+    check_arg(isinstance(depths, Sequence) and len(depths) > 0
+              and all(_is_int(d) and d > 0 for d in depths),
+              'depths', 'a non-empty sequence of positive integers (blocks per stage)', depths)
+    settings['depths'] = tuple(int(d) for d in depths)
+    num_stages = len(depths)
+    embed_dims = settings['embed_dims']
+    # DPB width dims // 16 >= 1 (and every stage-1 CEL kernel gets >= 1 channel)
+    check_arg(_is_int(embed_dims) and embed_dims >= 16, 'embed_dims',
+              'an integer >= 16 (the position bias MLP has embed_dims // 16 channels)',
+              embed_dims)
+    settings['embed_dims'] = int(embed_dims)
     for key in ('num_heads', 'group_size', 'crs_interval'):
-        values = settings[key]
-        if isinstance(values, int):
-            values = (values, ) * num_stages
-        if len(values) != num_stages or not all(isinstance(v, int) and v > 0 for v in values):
-            raise ValueError(f'{key} must be {num_stages} positive integers (one per stage), '
-                             f'got {settings[key]!r}')
-        settings[key] = tuple(values)
-    if settings['lda_mode'] not in LDA_MODES:
-        raise ValueError(f"lda_mode must be one of {LDA_MODES}, got {settings['lda_mode']!r}")
+        settings[key] = _stage_ints(key, settings[key], num_stages)
+    check_arg(settings['lda_mode'] in LDA_MODES, 'lda_mode', f'one of {LDA_MODES}',
+              settings['lda_mode'])
+    check_arg(isinstance(settings['use_acl'], bool), 'use_acl', 'True or False',
+              settings['use_acl'])
     for i, heads in enumerate(settings['num_heads']):
         dims = settings['embed_dims'] * 2 ** i
         if dims % heads:
-            raise ValueError(f'stage {i}: {dims} channels are not divisible by {heads} heads')
+            raise ValueError(f'num_heads: stage {i}: {dims} channels are not divisible by '
+                             f'{heads} heads (CrossFormer uses channels // 32 heads)')
     return settings
 
 
@@ -208,15 +249,34 @@ class CrossFormer(BaseModule):
         depths = self.arch_settings['depths']
         self.num_stages = len(depths)
         self.num_features = [embed_dims * 2 ** i for i in range(self.num_stages)]
+        check_arg(_is_int(in_channels) and in_channels > 0, 'in_channels',
+                  'a positive integer (image channels)', in_channels)
         self.in_channels = in_channels
         self.min_input_size = 4 * 2 ** (self.num_stages - 1)
-        for i in out_indices:
-            if not 0 <= i < self.num_stages:
-                raise ValueError(f'out_indices {tuple(out_indices)} must be in [0, {self.num_stages})')
+        for name, rate in (('drop_rate', drop_rate), ('attn_drop_rate', attn_drop_rate),
+                           ('drop_path_rate', drop_path_rate)):
+            check_arg(isinstance(rate, numbers.Real) and not isinstance(rate, bool)
+                      and 0 <= rate < 1, name, 'a probability in [0, 1)', rate)
+        check_arg(isinstance(mlp_ratio, numbers.Real) and not isinstance(mlp_ratio, bool)
+                  and mlp_ratio > 0 and int(embed_dims * mlp_ratio) > 0, 'mlp_ratio',
+                  'a positive number (MLP width / channels)', mlp_ratio)
+        check_arg(isinstance(out_indices, Sequence) and len(out_indices) > 0
+                  and all(_is_int(i) and 0 <= i < self.num_stages for i in out_indices)
+                  and list(out_indices) == sorted(set(out_indices)), 'out_indices',
+                  f'distinct stage indices in [0, {self.num_stages}), in increasing order',
+                  out_indices)
         self.out_indices = tuple(out_indices)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}], got {frozen_stages}')
+        check_arg(_is_int(frozen_stages) and -1 <= frozen_stages <= self.num_stages,
+                  'frozen_stages', f'an integer in [-1, {self.num_stages}]', frozen_stages)
         self.frozen_stages = frozen_stages
+        for name, kernels in (('patch_kernels', patch_kernels), ('merge_kernels', merge_kernels)):
+            check_arg(isinstance(kernels, Sequence) and len(kernels) > 0
+                      and all(_is_int(k) and k > 0 for k in kernels), name,
+                      'a non-empty sequence of positive kernel sizes', kernels)
+        split = split_channels(embed_dims, len(patch_kernels))
+        check_arg(min(split) > 0, 'patch_kernels', f'at most {embed_dims.bit_length()} kernels '
+                  f'for embed_dims={embed_dims} (the stage-1 CEL halves the channels per '
+                  f'kernel: {split})', patch_kernels)
         self.norm_eval = norm_eval
         self.with_out_norm = with_out_norm
 

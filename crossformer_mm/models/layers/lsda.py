@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from mmengine.registry import MODELS
+from crossformer_mm.registry import MODELS
 from torch import Tensor
 
 from .dpb import DynamicPosBias, outside_inference_mode
@@ -232,7 +232,8 @@ class LSDA(BaseModule):
       image). Offset / index tables and padding masks are cached per (group
       shape, padded size, device); when no autograd graph is needed (inference,
       frozen DPB) the folded mask is cached per (layout, device, dtype) until
-      the DPB weights change (at most :attr:`mask_cache_size` sizes per module).
+      the DPB weights change (at most :attr:`mask_cache_size` sizes per module,
+      none above :attr:`mask_cache_max_bytes`).
       In training the DPB runs once per forward; on CPU :class:`MaskGradient`
       back-propagates into it after the flash kernel, except for small groups
       (:attr:`explicit_group_factor`), which use explicit kernels with the
@@ -258,6 +259,11 @@ class LSDA(BaseModule):
     #: mask is ``heads * N * N`` floats (``groups`` times that if padded), e.g.
     #: 3.6 MB per head for the 25x38 groups of an 800x1216 image.
     mask_cache_size = 2
+    #: Larger folded masks are rebuilt on every call instead of cached: for
+    #: them (e.g. one whole-map group of 3500 tokens: 49 MB per head) the
+    #: rebuild costs little next to the attention itself, and caching would
+    #: keep ``mask_cache_size`` of them alive in every block.
+    mask_cache_max_bytes = 64 << 20
     #: In CPU training (DPB gradient needed) groups of at most
     #: ``explicit_group_factor * head_dims`` tokens run explicit kernels that
     #: keep the probabilities (``N * N`` per head, then no more than q, k and v
@@ -285,7 +291,8 @@ class LSDA(BaseModule):
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
                              f'num_heads ({num_heads})')
-        if group_size < 1 or interval < 1:
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                   for v in (group_size, interval)):
             raise ValueError('group_size and interval must be positive integers, got '
                              f'group_size={group_size}, interval={interval}')
         self.embed_dims = embed_dims
@@ -391,7 +398,11 @@ class LSDA(BaseModule):
         version = self.pos.weights_version()
         entry = self._mask_cache.get(key)
         if entry is None or entry[0] != version:
-            entry = (version, self._fold_mask(layout, dtype, device))
+            mask = self._fold_mask(layout, dtype, device)
+            if mask.numel() * mask.element_size() > self.mask_cache_max_bytes:
+                self._mask_cache.pop(key, None)
+                return mask
+            entry = (version, mask)
             self._mask_cache[key] = entry
             if len(self._mask_cache) > self.mask_cache_size:
                 self._mask_cache.popitem(last=False)
