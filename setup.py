@@ -24,23 +24,23 @@ setup(
     package_data={'crossformer_mm': ['.mim/configs/**/*.py', '.mim/tools/**/*.py',
                                      '.mim/tools/*.sh']},
     python_requires='>=3.10',
-    # The pins of requirements/constraints.txt. mmpose==1.3.2 is installed by
-    # tools/install.sh with --no-deps: its declared chumpy dependency does not
-    # build on Python 3.11 and is never imported, so it cannot be listed here.
+    # Compatible ranges: the backbone and its layers need only torch, mmengine
+    # and mmcv; each toolbox part is an extra. The versions this project tests
+    # together are pinned once, in requirements/constraints.txt (`make install`).
     install_requires=[
         'torch>=2.0',
-        'numpy<2',
-        'mmengine==0.10.7',
-        'mmcv==2.1.0',
-        'mmdet==3.3.0',
-        'mmsegmentation==1.2.2',
-        'ftfy',
-        'regex',
-        'munkres==1.1.4',
-        'json_tricks',
-        'pycocotools',
-        'xtcocotools',
+        'numpy',
+        'mmengine>=0.10,<1',
+        'mmcv>=2.0,<3',
     ],
-    extras_require={'tests': ['pytest']},
+    extras_require={
+        'det': ['mmdet>=3.0,<4', 'pycocotools'],
+        'seg': ['mmsegmentation>=1.0,<2', 'ftfy', 'regex'],
+        # mmpose itself is installed with --no-deps (its chumpy dependency does
+        # not build on Python 3.11 and is never imported): tools/install.sh
+        'pose': ['munkres>=1.1', 'xtcocotools', 'json_tricks'],
+        'cls': ['mmpretrain>=1.0,<2'],
+        'tests': ['pytest'],
+    },
     zip_safe=False,
 )

@@ -2,7 +2,7 @@
 # Install the pinned OpenMMLab stack and crossformer_mm into the current interpreter.
 #
 # Idempotent: every step is a pip call under requirements/constraints.txt, so a
-# second run only checks. mmcv 2.1.0 (with compiled ops) comes from the folder
+# second run only checks. The pinned mmcv (with compiled ops) comes from the folder
 # named by CFMM_WHEELHOUSE when it holds a matching wheel, otherwise it is built
 # from source (20-35 minutes on 2 cores).
 set -euo pipefail
@@ -11,6 +11,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python}"
 CONSTRAINTS="$ROOT/requirements/constraints.txt"
 PIP=("$PY" -m pip install --constraint "$CONSTRAINTS")
+# the tested versions, from the constraints file (the one place that pins them)
+pinned() { sed -n "s/^$1==//p" "$CONSTRAINTS"; }
+MMCV_VERSION="$(pinned mmcv)"
 
 step() { echo; echo "==> [install] $*"; CURRENT_STEP="$*"; }
 trap 'echo; echo "!! [install] FAILED at step: ${CURRENT_STEP:-start}" >&2' ERR
@@ -29,40 +32,39 @@ step "torch (kept if already installed)"
 if "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -c "import torch; print('torch', torch.__version__, 'already installed')"
 else
-  "${PIP[@]}" "torch==2.13.0"
+  "${PIP[@]}" torch
 fi
 
-step "build tools: setuptools<81, wheel, ninja, numpy<2"
-"${PIP[@]}" "setuptools>=77,<81" wheel ninja "numpy<2"
+step "build tools: setuptools, wheel, ninja, numpy"
+"${PIP[@]}" setuptools wheel ninja numpy
 
-step "mmengine, opencv (<4.11), pycocotools, xtcocotools, munkres 1.1.4"
-"${PIP[@]}" mmengine==0.10.7 "opencv-python<4.11" "opencv-python-headless<4.11" \
-  pycocotools xtcocotools==1.14.3 munkres==1.1.4 "pandas<3"
+step "mmengine, opencv, pycocotools, xtcocotools, munkres"
+"${PIP[@]}" mmengine opencv-python opencv-python-headless pycocotools xtcocotools munkres pandas
 
-step "mmcv 2.1.0 with compiled ops"
-if "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
-  echo "mmcv 2.1.0 with ops already installed"
+step "mmcv $MMCV_VERSION with compiled ops"
+if "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
+  echo "mmcv $MMCV_VERSION with ops already installed"
 elif "$PY" -m pip download --no-deps --only-binary=:all: --no-index \
     ${PIP_FIND_LINKS:+$(printf -- '--find-links %s ' $PIP_FIND_LINKS)} \
-    -d "$(mktemp -d)" mmcv==2.1.0 >/dev/null 2>&1; then
-  echo "found a prebuilt mmcv 2.1.0 wheel"
-  "${PIP[@]}" --only-binary=mmcv mmcv==2.1.0
+    --constraint "$CONSTRAINTS" -d "$(mktemp -d)" mmcv >/dev/null 2>&1; then
+  echo "found a prebuilt mmcv $MMCV_VERSION wheel"
+  "${PIP[@]}" --only-binary=mmcv mmcv
 else
-  echo "no prebuilt mmcv 2.1.0 wheel for this platform: building from source"
+  echo "no prebuilt mmcv $MMCV_VERSION wheel for this platform: building from source"
   echo "(77 C++ files; expect 20-35 minutes on 2 cores)"
-  MMCV_WITH_OPS=1 "${PIP[@]}" --no-build-isolation --no-binary=mmcv mmcv==2.1.0
+  MMCV_WITH_OPS=1 "${PIP[@]}" --no-build-isolation --no-binary=mmcv mmcv
 fi
 
-step "mmdet 3.3.0, mmsegmentation 1.2.2 (+ ftfy, regex)"
-"${PIP[@]}" mmdet==3.3.0 mmsegmentation==1.2.2 ftfy regex
+step "mmdet, mmsegmentation (+ ftfy, regex)"
+"${PIP[@]}" mmdet mmsegmentation ftfy regex
 
-step "mmpose 1.3.2 without chumpy, and its real dependencies"
-"${PIP[@]}" --no-deps mmpose==1.3.2
-"${PIP[@]}" json_tricks munkres==1.1.4 xtcocotools==1.14.3 six scipy matplotlib pillow
+step "mmpose without chumpy, and its real dependencies"
+"${PIP[@]}" --no-deps mmpose
+"${PIP[@]}" json_tricks munkres xtcocotools six scipy matplotlib pillow
 
-step "openmim 0.3.9 without openxlab"
-"${PIP[@]}" --no-deps openmim==0.3.9
-"${PIP[@]}" "click<8.3.1" colorama model-index rich tabulate requests "pandas<3"
+step "openmim without openxlab"
+"${PIP[@]}" --no-deps openmim
+"${PIP[@]}" click colorama model-index rich tabulate requests pandas
 
 step "test tools"
 "${PIP[@]}" pytest
