@@ -24,8 +24,9 @@ def reference_dir() -> str:
 
 
 @pytest.fixture(scope='session')
-def det_weights(reference_dir):
-    """The ``det_weights`` module of the reference data (deterministic weights)."""
+def deterministic_weights(reference_dir):
+    """The reference data's ``det_weights.py`` module: deterministic weights
+    derived from the key names alone."""
     spec = importlib.util.spec_from_file_location(
         'det_weights', osp.join(reference_dir, 'det_weights.py'))
     module = importlib.util.module_from_spec(spec)

@@ -80,7 +80,7 @@ def test_overrides_and_defaults():
 
 def test_out_indices_and_out_norms():
     model = CrossFormer(arch=dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8)),
-                        out_indices=(1, 3), with_out_norm=True).eval()
+                        out_indices=(1, 3), norm_outputs=True).eval()
     assert {'norm1.weight', 'norm3.weight'} <= set(model.state_dict())
     assert 'norm0.weight' not in model.state_dict()
     outs = model(torch.randn(1, 3, 64, 64))

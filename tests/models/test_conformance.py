@@ -1,7 +1,8 @@
 """The backbone reproduces recorded outputs of the original implementation.
 
 Fixtures: ``shared/reference/fixtures`` (see its README). Weights come from
-``det_weights.py``, derived from the key names alone.
+``det_weights.py`` of the reference data (the ``deterministic_weights`` fixture),
+derived from the key names alone.
 """
 import os.path as osp
 
@@ -23,10 +24,10 @@ CASES = {
 
 @pytest.mark.parametrize('use_fused_attn', [True, False], ids=['fused', 'reference'])
 @pytest.mark.parametrize('fixture', sorted(CASES))
-def test_matches_original(fixture, use_fused_attn, reference_dir, det_weights):
+def test_matches_original(fixture, use_fused_attn, reference_dir, deterministic_weights):
     model = CrossFormer(drop_path_rate=0., use_fused_attn=use_fused_attn, **CASES[fixture])
     shapes = {k: v.shape for k, v in model.state_dict().items() if v.is_floating_point()}
-    model.load_state_dict(det_weights.deterministic_state_dict(shapes))
+    model.load_state_dict(deterministic_weights.deterministic_state_dict(shapes))
     model.eval()
     data = np.load(osp.join(reference_dir, 'fixtures', f'{fixture}.npz'))
     with torch.no_grad():

@@ -11,7 +11,7 @@ from crossformer_mm.utils.checkpoint import (CheckpointMismatchError, backbone_s
                                              load_backbone_checkpoint)
 
 
-def released_layout(reference_dir, det_weights, name='crossformer_s_keys.txt'):
+def released_layout(reference_dir, deterministic_weights, name='crossformer_s_keys.txt'):
     """A state dict in the released key layout, with the key list's shapes and dtypes."""
     shapes, dropped = {}, []
     for line in open(osp.join(reference_dir, name)):
@@ -26,7 +26,7 @@ def released_layout(reference_dir, det_weights, name='crossformer_s_keys.txt'):
             key, shape = fields[0], fields[1]
         shapes[key] = tuple(int(s) for s in shape.strip('[]').split(',') if s)
     floats = {k: s for k, s in shapes.items() if not k.endswith('relative_position_index')}
-    state = det_weights.deterministic_state_dict(floats)
+    state = deterministic_weights.deterministic_state_dict(floats)
     for key, shape in shapes.items():
         if key.endswith('relative_position_index'):
             state[key] = torch.zeros(shape, dtype=torch.long)
@@ -34,8 +34,8 @@ def released_layout(reference_dir, det_weights, name='crossformer_s_keys.txt'):
 
 
 @pytest.fixture(scope='module')
-def released_s(reference_dir, det_weights):
-    return released_layout(reference_dir, det_weights)
+def released_s(reference_dir, deterministic_weights):
+    return released_layout(reference_dir, deterministic_weights)
 
 
 def _install_fake_yacs():
@@ -89,8 +89,8 @@ def test_wrappers_and_prefixes(tmp_path, released_s, wrap):
         assert 'neck.lateral_convs.0.conv.weight' in dropped
 
 
-def test_crossformerpp_layout_loads(tmp_path, reference_dir, det_weights):
-    state, _ = released_layout(reference_dir, det_weights, 'crossformerpp_s_keys.txt')
+def test_crossformerpp_layout_loads(tmp_path, reference_dir, deterministic_weights):
+    state, _ = released_layout(reference_dir, deterministic_weights, 'crossformerpp_s_keys.txt')
     path = str(tmp_path / 'pp.pth')
     torch.save({'state_dict': state}, path)
     model = CrossFormer(arch='pp-small', group_size=[7] * 4, crs_interval=[8, 4, 2, 1])

@@ -202,7 +202,7 @@ class CrossFormer(BaseModule):
         attn_drop_rate (float): Attention dropout. Default: 0.
         drop_path_rate (float): Stochastic depth, linear over blocks. Default: 0.1.
         out_indices (Sequence[int]): Stages whose outputs are returned. Default: (0, 1, 2, 3).
-        with_out_norm (bool): LayerNorm on each returned stage (not in the
+        norm_outputs (bool): LayerNorm on each returned stage (not in the
             original backbone). Default: False.
         frozen_stages (int): -1 freezes nothing, 0 the stage-1 CEL, ``k`` also
             the first ``k`` stages (with the CEL at their end). Default: -1.
@@ -233,7 +233,7 @@ class CrossFormer(BaseModule):
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.1,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
-                 with_out_norm: bool = False,
+                 norm_outputs: bool = False,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
@@ -278,7 +278,7 @@ class CrossFormer(BaseModule):
                   f'for embed_dims={embed_dims} (the stage-1 CEL halves the channels per '
                   f'kernel: {split})', patch_kernels)
         self.norm_eval = norm_eval
-        self.with_out_norm = with_out_norm
+        self.norm_outputs = norm_outputs
 
         self.patch_embed = CrossScaleEmbedding(in_channels, embed_dims, patch_kernels, stride=4)
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -300,7 +300,7 @@ class CrossFormer(BaseModule):
                 drop_rate=drop_rate,
                 attn_drop_rate=attn_drop_rate,
                 use_fused_attn=use_fused_attn))
-        if with_out_norm:
+        if norm_outputs:
             for i in self.out_indices:
                 self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
         self._freeze_stages()
@@ -324,7 +324,7 @@ class CrossFormer(BaseModule):
         frozen: List[nn.Module] = [self.patch_embed] if self.frozen_stages >= 0 else []
         for i in range(self.frozen_stages):
             frozen.append(self.layers[i])
-            if self.with_out_norm and i in self.out_indices:
+            if self.norm_outputs and i in self.out_indices:
                 frozen.append(getattr(self, f'norm{i}'))
         for module in frozen:
             module.eval()
@@ -360,7 +360,7 @@ class CrossFormer(BaseModule):
         for i, stage in enumerate(self.layers):
             out, x = stage(x)
             if i in self.out_indices:
-                if self.with_out_norm:
+                if self.norm_outputs:
                     out = getattr(self, f'norm{i}')(out)
                 outs.append(out.permute(0, 3, 1, 2).contiguous())
             if i == max(self.out_indices):
