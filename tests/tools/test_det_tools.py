@@ -19,6 +19,8 @@ from _helpers import REPO_ROOT, make_toy_set, run
 from crossformer_mm.testing.toy_configs import TOY_CLASSES, det_smoke_options
 from crossformer_mm.utils import convert_mmdet2
 
+pytestmark = pytest.mark.slow  # stock tools in subprocesses
+
 DEMO_CONFIG = 'configs/demo/mask_rcnn_crossformer_mini_fpn_toy.py'
 
 

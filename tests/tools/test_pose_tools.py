@@ -28,6 +28,8 @@ from _helpers import run as run_command
 from crossformer_mm.testing.toy_coco_keypoints import make_toy_coco_keypoints
 from crossformer_mm.testing.toy_configs import cli_options, pose_toy_overrides
 
+pytestmark = pytest.mark.slow  # stock tools in subprocesses
+
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 POSE_CONFIGS = sorted(
     n for n in os.listdir(CONFIG_DIR) if n.startswith('higherhrnet_'))

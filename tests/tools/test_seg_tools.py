@@ -29,6 +29,8 @@ from _helpers import run as run_command
 from crossformer_mm.testing.toy_ade import CLASS_COLOURS, make_toy_ade
 from crossformer_mm.testing.toy_configs import cli_options, seg_toy_overrides
 
+pytestmark = pytest.mark.slow  # stock tools in subprocesses
+
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 SEG_CONFIGS = sorted(
     n for n in os.listdir(CONFIG_DIR) if n.endswith('_ade20k.py'))

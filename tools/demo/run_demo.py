@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from crossformer_mm.testing.toy_configs import det_data_options
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'demo',
                   'mask_rcnn_crossformer_mini_fpn_toy.py')
@@ -61,13 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     work_dir = osp.abspath(args.work_dir)
     data_root = osp.abspath(args.data_root) + '/'
-    data_options = [
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
-        f'test_dataloader.dataset.data_root={data_root}',
-        f'val_evaluator.ann_file={data_root}annotations/instances_val.json',
-        f'test_evaluator.ann_file={data_root}annotations/instances_val.json',
-    ]
+    data_options = det_data_options(data_root)
     start = time.time()
 
     run('generate the toy COCO set',
