@@ -21,11 +21,16 @@ patch                              applied when
                                    mmpose)
 =================================  ============================================
 
+:func:`mmpretrain_without_torchvision` is applied the same way where
+torchvision cannot be imported, by :mod:`crossformer_mm.classification`
+before it imports mmpretrain.
+
 On a CUDA machine with a current mmengine and a working torchvision none of
 them runs. ``tests/test_compat.py`` shows the stock stack failing without each.
 """
 import contextlib
 import functools
+import importlib
 import logging
 import sys
 import types
@@ -49,6 +54,18 @@ def _applied(name: str, reason: str) -> bool:
     APPLIED[name] = reason
     print_log(f'[crossformer_mm] compat patch {name}: {reason}', logger='current',
               level=logging.INFO)
+    return True
+
+
+def _replace_once(owner: object, name: str, make_wrapper: Callable[[Callable], Callable]) -> bool:
+    """Replace ``owner.name`` by ``make_wrapper(original)``, once; False if it
+    was already replaced."""
+    original = getattr(owner, name)
+    if getattr(original, '__crossformer_mm_patch__', False):
+        return False
+    wrapper = functools.wraps(original)(make_wrapper(original))
+    wrapper.__crossformer_mm_patch__ = True
+    setattr(owner, name, wrapper)
     return True
 
 
@@ -101,7 +118,6 @@ def _cuda_set_device_skipped() -> Iterator[None]:
 
 def _cpu_capable_init(init_fn: Callable) -> Callable:
 
-    @functools.wraps(init_fn)
     def init_dist(backend: str, *args, **kwargs) -> None:
         if backend == 'nccl':
             _warn("no CUDA device: using the 'gloo' process-group backend instead of 'nccl'")
@@ -109,7 +125,6 @@ def _cpu_capable_init(init_fn: Callable) -> Callable:
         with _cuda_set_device_skipped():
             return init_fn(backend, *args, **kwargs)
 
-    init_dist.__crossformer_mm_patch__ = True
     return init_dist
 
 
@@ -120,11 +135,10 @@ def dist_init_without_cuda() -> None:
     if not without_accelerator():
         return
     from mmengine.dist import utils as dist_utils
-    if getattr(dist_utils._init_dist_pytorch, '__crossformer_mm_patch__', False):
-        return
-    for name in ('_init_dist_pytorch', '_init_dist_slurm'):
-        setattr(dist_utils, name, _cpu_capable_init(getattr(dist_utils, name)))
-    _applied('dist_init_without_cuda', 'no accelerator: gloo backend, no cuda.set_device')
+    replaced = [_replace_once(dist_utils, name, _cpu_capable_init)
+                for name in ('_init_dist_pytorch', '_init_dist_slurm')]
+    if any(replaced):
+        _applied('dist_init_without_cuda', 'no accelerator: gloo backend, no cuda.set_device')
 
 
 def _count_sync_bn(model: nn.Module) -> int:
@@ -145,33 +159,33 @@ def ddp_without_cuda() -> None:
     from mmengine.registry import MODEL_WRAPPERS
     from mmengine.runner import Runner
     from torch.nn.parallel import DistributedDataParallel
-    wrap_model = Runner.wrap_model
-    if getattr(wrap_model, '__crossformer_mm_patch__', False):
-        return
 
-    @functools.wraps(wrap_model)
-    def cpu_wrap_model(self: Runner, model_wrapper_cfg: Optional[dict],
-                       model: nn.Module) -> nn.Module:
-        if not self.distributed or is_model_wrapper(model):
-            return wrap_model(self, model_wrapper_cfg, model)
-        num_sync_bn = _count_sync_bn(model)
-        if num_sync_bn:
-            _warn(f'no CUDA device: SyncBN cannot run, {num_sync_bn} SyncBN layers '
-                  'reverted to BatchNorm (per-process statistics)')
-            model = revert_sync_batchnorm(model)
-        if model_wrapper_cfg is None:  # mmengine's default wrapper, as a cfg
-            model_wrapper_cfg = dict(
-                type='MMDistributedDataParallel', broadcast_buffers=False,
-                find_unused_parameters=self.cfg.get('find_unused_parameters', False))
-        wrapper_cfg = dict(model_wrapper_cfg)
-        wrapper_cls = MODEL_WRAPPERS.get(wrapper_cfg.setdefault('type', 'MMDistributedDataParallel'))
-        if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, DistributedDataParallel):
-            wrapper_cfg['device_ids'] = None  # CPU modules take no device ids
-        return wrap_model(self, wrapper_cfg, model)
+    def cpu_capable(wrap_model: Callable) -> Callable:
 
-    cpu_wrap_model.__crossformer_mm_patch__ = True
-    Runner.wrap_model = cpu_wrap_model
-    _applied('ddp_without_cuda', 'no accelerator: DDP without device ids, SyncBN reverted')
+        def cpu_wrap_model(self: Runner, model_wrapper_cfg: Optional[dict],
+                           model: nn.Module) -> nn.Module:
+            if not self.distributed or is_model_wrapper(model):
+                return wrap_model(self, model_wrapper_cfg, model)
+            num_sync_bn = _count_sync_bn(model)
+            if num_sync_bn:
+                _warn(f'no CUDA device: SyncBN cannot run, {num_sync_bn} SyncBN layers '
+                      'reverted to BatchNorm (per-process statistics)')
+                model = revert_sync_batchnorm(model)
+            if model_wrapper_cfg is None:  # mmengine's default wrapper, as a cfg
+                model_wrapper_cfg = dict(
+                    type='MMDistributedDataParallel', broadcast_buffers=False,
+                    find_unused_parameters=self.cfg.get('find_unused_parameters', False))
+            wrapper_cfg = dict(model_wrapper_cfg)
+            wrapper_cls = MODEL_WRAPPERS.get(
+                wrapper_cfg.setdefault('type', 'MMDistributedDataParallel'))
+            if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, DistributedDataParallel):
+                wrapper_cfg['device_ids'] = None  # CPU modules take no device ids
+            return wrap_model(self, wrapper_cfg, model)
+
+        return cpu_wrap_model
+
+    if _replace_once(Runner, 'wrap_model', cpu_capable):
+        _applied('ddp_without_cuda', 'no accelerator: DDP without device ids, SyncBN reverted')
 
 
 def sync_bn_without_cuda() -> None:
@@ -180,19 +194,18 @@ def sync_bn_without_cuda() -> None:
     if not without_accelerator():
         return
     from mmengine.runner import runner as runner_module
-    convert = runner_module.convert_sync_batchnorm
-    if getattr(convert, '__crossformer_mm_patch__', False):
-        return
 
-    @functools.wraps(convert)
-    def convert_sync_batchnorm(module: nn.Module, *args, **kwargs) -> nn.Module:
-        _warn('no CUDA device: cfg.sync_bn is ignored, BatchNorm layers keep '
-              'per-process statistics')
-        return module
+    def skipped(convert: Callable) -> Callable:
 
-    convert_sync_batchnorm.__crossformer_mm_patch__ = True
-    runner_module.convert_sync_batchnorm = convert_sync_batchnorm
-    _applied('sync_bn_without_cuda', 'no accelerator: cfg.sync_bn ignored')
+        def convert_sync_batchnorm(module: nn.Module, *args, **kwargs) -> nn.Module:
+            _warn('no CUDA device: cfg.sync_bn is ignored, BatchNorm layers keep '
+                  'per-process statistics')
+            return module
+
+        return convert_sync_batchnorm
+
+    if _replace_once(runner_module, 'convert_sync_batchnorm', skipped):
+        _applied('sync_bn_without_cuda', 'no accelerator: cfg.sync_bn ignored')
 
 
 # mmpose without torchvision ---------------------------------------------------
@@ -237,6 +250,97 @@ def mmpose_without_torchvision() -> None:
     _applied('mmpose_without_torchvision',
              f'torchvision cannot be imported: {SIMCC_VIS_MODULE} provided without it')
 
+
+
+# mmpretrain without torchvision -----------------------------------------------
+#: The modules of mmpretrain 1.2.0 that import torchvision when they are
+#: imported (``mmpretrain.models``, ``.datasets``, ``.evaluation`` and
+#: ``.engine`` import the first three; the apis and the stock tools import
+#: them through the registries), and what they take from it.
+MMPRETRAIN_TORCHVISION_IMPORTERS: Dict[str, str] = {
+    'mmpretrain.datasets.transforms.formatting':
+        'transforms.functional.pil_to_tensor (PackInputs of a PIL image)',
+    'mmpretrain.datasets.transforms.processing':
+        'transforms (the torchvision/* transform wrappers, MAERandomResizedCrop)',
+    'mmpretrain.evaluation.metrics.visual_grounding_eval':
+        'ops.boxes (VisualGroundingMetric)',
+    'mmpretrain.models.utils.box_utils':
+        'ops.boxes (box IoUs of the multimodal grounding head)',
+}
+_TORCHVISION_STAND_IN_MODULES = ('torchvision', 'torchvision.transforms',
+                                 'torchvision.transforms.functional',
+                                 'torchvision.transforms.transforms',
+                                 'torchvision.ops', 'torchvision.ops.boxes')
+
+
+class TorchvisionUnavailableError(ImportError):
+    """A part of the stack that needs torchvision was used where it cannot be imported."""
+
+
+class _NeedsTorchvision(type):
+    """Metaclass of the stand-ins: their attributes name what is missing."""
+
+    def __getattr__(cls, attr: str):
+        if attr.startswith('__'):
+            raise AttributeError(attr)
+        raise AttributeError(f'{cls.__qualname__}.{attr}: {cls.__doc__}')
+
+
+def _torchvision_stand_in(name: str) -> type:
+    """A class standing in for ``name`` (a torchvision function or class):
+    subclassing it works, calling or instantiating it raises."""
+    message = (f'{name} needs torchvision, which cannot be imported with this torch build '
+               f'(torch {torch.__version__}): install the torchvision build that matches '
+               'your torch to use it')
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise TorchvisionUnavailableError(message)
+
+    return _NeedsTorchvision(name.rsplit('.', 1)[-1], (), {
+        '__init__': __init__, '__doc__': message, '__qualname__': name,
+        '__module__': name.rsplit('.', 1)[0]})
+
+
+class _TorchvisionStandInModule(types.ModuleType):
+    """A stand-in torchvision module: every public name is a stand-in class.
+    ``dir()`` lists none, so mmpretrain registers no ``torchvision/*`` transform."""
+
+    def __getattr__(self, attr: str):
+        if attr.startswith('__'):
+            raise AttributeError(attr)
+        return _torchvision_stand_in(f'{self.__name__}.{attr}')
+
+
+def mmpretrain_without_torchvision() -> None:
+    """mmpretrain imports torchvision in the four modules of
+    :data:`MMPRETRAIN_TORCHVISION_IMPORTERS`, so ``import mmpretrain.models``
+    (and every stock mmpretrain run) fails where torchvision cannot be
+    imported. Import exactly those modules while stand-in torchvision modules
+    are in ``sys.modules``, then remove the stand-ins: mmpretrain is real
+    everywhere, only the names it took from torchvision are stand-ins that
+    raise :class:`TorchvisionUnavailableError` when used (none is used by
+    image classification with numpy images), and ``import torchvision`` still
+    fails for everybody else."""
+    if (torchvision_importable()
+            or all(name in sys.modules for name in MMPRETRAIN_TORCHVISION_IMPORTERS)):
+        return
+    modules = {name: _TorchvisionStandInModule(name, 'torchvision stand-in of crossformer_mm')
+               for name in _TORCHVISION_STAND_IN_MODULES}
+    for name, module in modules.items():
+        parent, _, child = name.rpartition('.')
+        if parent:
+            setattr(modules[parent], child, module)
+    sys.modules.update(modules)
+    try:
+        for name in MMPRETRAIN_TORCHVISION_IMPORTERS:
+            importlib.import_module(name)
+    finally:
+        for name in _TORCHVISION_STAND_IN_MODULES:
+            if sys.modules.get(name) is modules[name]:
+                del sys.modules[name]
+    _applied('mmpretrain_without_torchvision',
+             'torchvision cannot be imported: mmpretrain imported with stand-ins for the '
+             'torchvision names of ' + ', '.join(MMPRETRAIN_TORCHVISION_IMPORTERS))
 
 def apply_patches() -> None:
     """Apply every patch whose cause exists here (idempotent)."""
