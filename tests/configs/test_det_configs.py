@@ -93,6 +93,7 @@ def test_parameter_count_matches_published(name):
     assert abs(params - PUBLISHED_PARAMS[name]) <= 0.05, params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', DET_CONFIGS)
 def test_stock_mmdet_train_two_iterations(name, toy_root, tmp_path,
                                           monkeypatch):
@@ -110,6 +111,7 @@ def test_stock_mmdet_train_two_iterations(name, toy_root, tmp_path,
         TOY_CLASSES
 
 
+@pytest.mark.slow
 def test_tools_test_py_with_flip_tta(toy_root, tmp_path, monkeypatch):
     """tools/test.py --tta --eval bbox on RetinaNet (untrained weights)."""
     name = 'retinanet_crossformer_s_fpn_1x_coco.py'

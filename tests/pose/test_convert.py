@@ -91,6 +91,7 @@ def test_fp16_wrapper_checkpoint_is_unwrapped_and_cast(converter,
             assert value.dtype == reference[key].dtype
 
 
+@pytest.mark.slow
 def test_command_line_writes_a_loadable_checkpoint(converter,
                                                    original_state_dict,
                                                    tmp_path, model):
