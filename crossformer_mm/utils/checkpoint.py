@@ -1,17 +1,15 @@
 """Loading released CrossFormer checkpoints into the dense backbone.
 
 The released classification files store ``ckpt['model']`` (and, in some files,
-a yacs config object); detection / segmentation files store
-``ckpt['state_dict']`` with ``backbone.`` prefixes. :func:`backbone_state_dict`
+a yacs config object, read as data by :mod:`.safe_load`); detection /
+segmentation files store ``ckpt['state_dict']`` with ``backbone.`` prefixes. :func:`backbone_state_dict`
 turns any of them into the backbone's key layout and says what it dropped;
 :func:`load_backbone_checkpoint` loads it and reports every other difference
 as an error.
 """
 import logging
 import os.path as osp
-import pickle
 import re
-import types
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -19,6 +17,9 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from . import safe_load
+from .safe_load import MapLocation
 
 #: Keys of a classification checkpoint that the dense backbone does not have:
 #: the classifier, the final norm, and the DPB index buffers that the original
@@ -36,46 +37,35 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model it is loaded into."""
 
 
-def _placeholder_class(module: str, name: str) -> type:
-    """Stands in for a class whose module is not installed (e.g. yacs.CfgNode)."""
-    return type(name, (dict,), {'__module__': module})
+def load_checkpoint_file(filename: str, map_location: MapLocation = 'cpu',
+                         allow_nonfinite: Optional[bool] = None) -> Any:
+    """Read a checkpoint from a path or URL with the safe loader.
 
+    Local files and http(s) URLs go through :mod:`crossformer_mm.utils.safe_load`
+    (``weights_only=True`` with its allow-list, clear errors for files that are
+    no checkpoint, NaN / Inf refused unless ``allow_nonfinite``); other
+    schemes through mmengine's :class:`~mmengine.runner.CheckpointLoader`.
 
-class _LenientUnpickler(pickle.Unpickler):
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return _placeholder_class(module, name)
-
-
-_lenient_pickle = types.SimpleNamespace(
-    Unpickler=_LenientUnpickler, load=pickle.load, __name__='lenient_pickle')
-
-
-def load_checkpoint_file(filename: str, map_location: str = 'cpu') -> Any:
-    """Read a checkpoint from a path or URL.
-
-    Local files are read with ``torch.load(weights_only=True)`` first; a file
-    that also pickles other objects (a released CrossFormer file with its yacs
-    config, an mmengine checkpoint with its message hub) is then read in full,
-    with classes of uninstalled packages replaced by plain dicts. Only load
-    checkpoints you trust.
+    Raises:
+        FileNotFoundError: a local file that does not exist.
+        UnsafeCheckpointError, InvalidCheckpointError, NonFiniteCheckpointError:
+            see :func:`crossformer_mm.utils.safe_load.load_checkpoint`.
     """
-    if not re.match(r'^[a-z0-9+.-]+://', filename) and not filename.startswith('open-mmlab:'):
-        if not osp.isfile(filename):
+    filename = str(filename)
+    if filename.startswith(('http://', 'https://')):
+        checkpoint = safe_load.load_from_http(filename, map_location=map_location)
+    elif re.match(r'^[a-z0-9+.-]+://', filename) or filename.startswith('open-mmlab:'):
+        checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    else:
+        if not osp.exists(osp.expanduser(filename)):
             raise FileNotFoundError(
                 f'checkpoint file {filename!r} does not exist: download it, point '
                 '`init_cfg.checkpoint` (e.g. --cfg-options '
                 'model.backbone.init_cfg.checkpoint=PATH) at it, or set '
                 '`init_cfg=None` to train from scratch')
-        try:
-            return torch.load(filename, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError:
-            return torch.load(filename, map_location=map_location, weights_only=False,
-                              pickle_module=_lenient_pickle)
-    return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+        return safe_load.load_checkpoint(filename, map_location, allow_nonfinite)
+    safe_load.check_finite(checkpoint, filename, allow_nonfinite)
+    return checkpoint
 
 
 def unwrap_state_dict(checkpoint: Any) -> Dict[str, torch.Tensor]:
@@ -168,13 +158,20 @@ def load_backbone_state_dict(model: nn.Module,
 def load_backbone_checkpoint(model: nn.Module,
                              filename: str,
                              strict: bool = True,
-                             logger: Optional[str] = 'current') -> List[str]:
+                             logger: Optional[str] = 'current',
+                             allow_nonfinite: Optional[bool] = None) -> List[str]:
     """Load a released / converted checkpoint file into a backbone.
 
     Logs exactly which keys were dropped (classifier, final norm, DPB buffers,
-    non-backbone parts of a full model) and returns them.
+    non-backbone parts of a full model) and returns them. NaN / Inf weights are
+    an error unless ``allow_nonfinite`` (None: the model's
+    ``init_cfg['allow_nonfinite']``, else ``$CROSSFORMER_MM_ALLOW_NONFINITE``).
     """
-    checkpoint = load_checkpoint_file(filename)
+    if allow_nonfinite is None:
+        init_cfg = getattr(model, 'init_cfg', None)
+        if isinstance(init_cfg, Mapping) and 'allow_nonfinite' in init_cfg:
+            allow_nonfinite = bool(init_cfg['allow_nonfinite'])
+    checkpoint = load_checkpoint_file(filename, allow_nonfinite=allow_nonfinite)
     state_dict, dropped = backbone_state_dict(checkpoint)
     load_backbone_state_dict(model, state_dict, strict=strict,
                              source=f'checkpoint {filename!r}', logger=logger)

@@ -1,10 +1,9 @@
 """Loading released checkpoints: layouts, wrappers, prefixes, and loud mismatches."""
 import os.path as osp
-import sys
-import types
 
 import pytest
 import torch
+from yacs.config import CfgNode
 
 from crossformer_mm.models.backbones import CrossFormer
 from crossformer_mm.utils.checkpoint import (CheckpointMismatchError, backbone_state_dict,
@@ -38,26 +37,14 @@ def released_s(reference_dir, deterministic_weights):
     return released_layout(reference_dir, deterministic_weights)
 
 
-def _install_fake_yacs():
-    module = types.ModuleType('fake_yacs_config')
-
-    class CfgNode(dict):
-        pass
-    CfgNode.__module__ = 'fake_yacs_config'
-    CfgNode.__qualname__ = 'CfgNode'
-    module.CfgNode = CfgNode
-    sys.modules['fake_yacs_config'] = module
-    return CfgNode
-
-
 def test_released_classification_checkpoint_loads_with_zero_surprises(tmp_path, released_s):
     state, expected_dropped = released_s
     assert len(state) == 368 and len(expected_dropped) == 28
-    # a released file: {'model': ..., 'config': <yacs CfgNode>} (yacs not installed here)
-    cfg = _install_fake_yacs()(MODEL='crossformer-s')
+    # a released file: {'model': ..., 'config': <yacs CfgNode>} (read by the safe
+    # loader; without yacs installed: tests/utils/test_safe_load.py)
+    cfg = CfgNode({'MODEL': {'NAME': 'crossformer-s'}})
     path = str(tmp_path / 'crossformer-s.pth')
     torch.save({'model': state, 'config': cfg, 'epoch': 299}, path)
-    del sys.modules['fake_yacs_config']
 
     model = CrossFormer(arch='small', init_cfg=dict(type='Pretrained', checkpoint=path))
     model.init_weights()
