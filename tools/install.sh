@@ -68,6 +68,7 @@ step "openmim without openxlab"
 
 step "test tools"
 "${PIP[@]}" pytest
+"${PIP[@]}" yacs  # tests/utils/test_safe_load.py: released CrossFormer files pickle a yacs CfgNode
 
 step "crossformer_mm (editable)"
 "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
