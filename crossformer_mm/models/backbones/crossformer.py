@@ -6,7 +6,8 @@ CrossFormer: A Versatile Vision Transformer Hinging on Cross-scale Attention
 the released checkpoints, so they load as they are.
 """
 import numbers
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -304,6 +305,48 @@ class CrossFormer(BaseModule):
             for i in self.out_indices:
                 self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
         self._freeze_stages()
+        self._register_load_state_dict_pre_hook(self._released_file_pre_hook)
+
+    #: Keys of a released classification file that no module here holds: the
+    #: DPB index buffers (derived from the group shape in this code).
+    RELEASED_BUFFERS = re.compile(r'\.attn\.(biases|relative_position_index)$')
+
+    def _released_file_pre_hook(self, state_dict: dict, prefix: str, *args) -> None:
+        """Load pre-hook: a released classification file loads into the backbone
+        as it is (``load_checkpoint``, ``load_from``, ``load_state_dict``). Its
+        DPB index buffers are dropped; loaded into the bare backbone, its
+        ``{'model': ...}`` wrapper is unwrapped and its classifier (``norm.*``,
+        ``head.*``) dropped."""
+        if not prefix and isinstance(state_dict.get('model'), Mapping):
+            released = dict(state_dict['model'])
+            state_dict.clear()
+            state_dict.update(released)
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            name = key[len(prefix):]
+            if self.RELEASED_BUFFERS.search(name) or (
+                    not prefix and name.split('.', 1)[0] in ('norm', 'head')):
+                del state_dict[key]
+
+    def _checkpoint_filter(self, state_dict: dict, prefix: str, *args) -> None:
+        """mmpretrain's ``ImageClassifier`` runs this as a load pre-hook of the
+        whole classifier: a released classification file (``patch_embed.*``,
+        ``layers.*``, ``norm.*``, ``head.*``; raw or ``{'model': ...}``) takes
+        the classifier's layout (``backbone.*``, and ``head.norm.*`` /
+        ``head.head.*`` of ``CrossFormerClsHead``)."""
+        if isinstance(state_dict.get(prefix + 'model'), Mapping):
+            released = {prefix + k: v for k, v in state_dict[prefix + 'model'].items()}
+            for key in [k for k in state_dict if k.startswith(prefix)]:
+                del state_dict[key]
+            state_dict.update(released)
+        if prefix + 'patch_embed.norm.weight' not in state_dict:
+            return  # not the released layout
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            name = key[len(prefix):]
+            part = name.split('.', 1)[0]
+            if part in ('patch_embed', 'layers'):
+                state_dict[prefix + 'backbone.' + name] = state_dict.pop(key)
+            elif part in ('norm', 'head'):
+                state_dict[prefix + 'head.' + name] = state_dict.pop(key)
 
     def init_weights(self) -> None:
         if self.init_cfg is None:
