@@ -62,12 +62,18 @@ step "mmpose without chumpy, and its real dependencies"
 "${PIP[@]}" --no-deps mmpose
 "${PIP[@]}" json_tricks munkres xtcocotools six scipy matplotlib pillow
 
+step "mmpretrain, and its dependencies"
+# mmpretrain imports torchvision in four modules; where torchvision cannot be
+# imported (CPU torch 2.13), crossformer_mm.classification supplies stand-ins
+# (compat.mmpretrain_without_torchvision), so torchvision is not installed here.
+"${PIP[@]}" mmpretrain einops importlib-metadata mat4py modelindex
+
 step "openmim without openxlab"
 "${PIP[@]}" --no-deps openmim
 "${PIP[@]}" click colorama model-index rich tabulate requests pandas
 
 step "test tools"
-"${PIP[@]}" pytest
+"${PIP[@]}" pytest scikit-learn  # scikit-learn: the digits of the classification learning check
 "${PIP[@]}" yacs  # tests/utils/test_safe_load.py: released CrossFormer files pickle a yacs CfgNode
 
 step "crossformer_mm (editable)"
@@ -106,7 +112,8 @@ step "check imports"
 import importlib
 mods = ['torch', 'numpy', 'mmengine', 'mmcv', 'mmcv.ops', 'mmdet', 'mmdet.models',
         'mmseg', 'mmseg.models', 'mmpose', 'mmpose.models', 'pycocotools',
-        'xtcocotools', 'munkres', 'mim', 'crossformer_mm']
+        'xtcocotools', 'munkres', 'mim', 'crossformer_mm', 'mmpretrain',
+        'crossformer_mm.classification', 'mmpretrain.models', 'sklearn']
 for name in mods:
     mod = importlib.import_module(name)
     version = getattr(mod, '__version__', '')
