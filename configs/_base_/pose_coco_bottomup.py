@@ -1,7 +1,12 @@
 # COCO person keypoints in mmpose's bottom-up mode (one sample = one image
 # with all its people; crowd regions and unlabelled people are masked by
-# BottomupGetHeatmapMask), evaluated with COCO keypoint AP over all images.
+# BottomupGetHeatmapMaskWithCrowd), evaluated with COCO keypoint AP over all
+# images. The pipelines come from the model base (see pose_higherhrnet_w32.py).
 
+# The dataset's joints for the model: 17, grouped head and torso first (the
+# original HigherHRNet joint order).
+num_keypoints = 17
+decode_keypoint_order = [0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16]
 
 dataset_type = 'CocoDataset'
 data_mode = 'bottomup'

@@ -23,7 +23,9 @@ param_scheduler = [
 # `tools/train.py --auto-scale-lr` scales lr by (GPUs x batch_size) / 192.
 auto_scale_lr = dict(base_batch_size=192)
 
+# save_best='auto' keeps the best of the metric's first value: the keypoint AP
+# ('coco/AP' or 'crowdpose/AP', whichever dataset the config evaluates).
 default_hooks = dict(
     checkpoint=dict(
-        type='CheckpointHook', interval=50, save_best='coco/AP',
+        type='CheckpointHook', interval=50, save_best='auto',
         rule='greater'))

@@ -9,8 +9,14 @@ from torch import Tensor
 
 from .grouping import HeatmapParser
 
+#: The grouping order of the original (head and torso first, then the limbs).
 COCO_KEYPOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15,
                        16)
+#: The original groups every dataset in the first ``num_joints`` entries of
+#: its COCO order (``lib/core/group.py``: ``joint_order[i] for i in
+#: range(num_joints)``); for CrowdPose's 14 joints that is this permutation,
+#: with which the released CrowdPose models were tested.
+CROWDPOSE_KEYPOINT_ORDER = COCO_KEYPOINT_ORDER[:14]
 
 
 @KEYPOINT_CODECS.register_module()
