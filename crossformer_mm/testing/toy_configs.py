@@ -7,7 +7,8 @@ merge them into a loaded :class:`~mmengine.config.Config`.
 - detection: :func:`det_data_options` (point a config at a toy COCO set),
   :func:`det_smoke_options` (plus a tiny model schedule for 2 iterations);
 - segmentation: :func:`seg_toy_overrides`, :func:`seg_learning_config`;
-- pose: :func:`pose_toy_overrides`, :func:`pose_learning_config`.
+- pose: :func:`pose_toy_overrides`, :func:`pose_learning_config`;
+- classification: :func:`cls_learning_config`.
 """
 import os.path as osp
 from typing import Any, Dict, Iterator, List, Sequence, Tuple
@@ -179,6 +180,61 @@ def seg_learning_config(config: str, data_root: str, work_dir: str, image_short_
     cfg.work_dir = work_dir
     return cfg
 
+
+
+# classification -------------------------------------------------------------
+def cls_learning_config(config: str, data_root: str, work_dir: str, image_size: int,
+                        arch: Dict[str, Any], batch_size: int, epochs: int, lr: float,
+                        log_interval: int, seed: int) -> Config:
+    """A classification config of this project on an image folder
+    (``DATA_ROOT/{train,val}/<class>/``, e.g. the toy digits) trained from
+    scratch: the CrossFormer ``arch`` with a head for the folder's classes, the
+    config's AdamW (no decay on 1-D parameters and biases, clip 5.0) and label
+    smoothing at ``lr`` without batch scaling, 1 warm-up epoch then cosine;
+    the published augmentations give way to a random resized crop of
+    ``image_size`` (scale 0.6-1, no flip: digits are not mirror-symmetric),
+    without Mixup / CutMix. Data loading runs in the main process."""
+    import os
+    cfg = Config.fromfile(config)
+    classes = sorted(d for d in os.listdir(osp.join(data_root, 'train'))
+                     if osp.isdir(osp.join(data_root, 'train', d)))
+    model = cfg.model
+    model.backbone.update(arch=arch, drop_path_rate=0., init_cfg=None)
+    model.head.update(num_classes=len(classes), in_channels=arch['embed_dims'] * 8)
+    model.train_cfg = None  # no batch augments
+    cfg.data_preprocessor.num_classes = len(classes)  # the Runner gives it to the model
+    pipelines = dict(
+        train=[dict(type='LoadImageFromFile'),
+               dict(type='RandomResizedCrop', scale=image_size, crop_ratio_range=(0.6, 1.0),
+                    backend='pillow', interpolation='bicubic'),
+               dict(type='PackInputs')],
+        val=[dict(type='LoadImageFromFile'),
+             dict(type='ResizeEdge', scale=image_size, edge='short', backend='pillow',
+                  interpolation='bicubic'),
+             dict(type='CenterCrop', crop_size=image_size),
+             dict(type='PackInputs')])
+    for split in ('train', 'val', 'test'):
+        folder = 'train' if split == 'train' else 'val'
+        loader = cfg[f'{split}_dataloader']
+        loader.update(batch_size=batch_size, num_workers=0, persistent_workers=False)
+        loader.dataset = dict(type='CustomDataset', data_root=data_root, data_prefix=folder,
+                              pipeline=pipelines['train' if split == 'train' else 'val'])
+    cfg.val_evaluator = dict(type='Accuracy', topk=(1, ))
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.optim_wrapper.optimizer.lr = lr
+    cfg.auto_scale_lr = dict(base_batch_size=batch_size, enable=False)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=1,
+             convert_to_iter_based=True)
+    ] + ([dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=True, begin=1,
+               end=epochs, convert_to_iter_based=True)] if epochs > 1 else [])
+    cfg.train_cfg.update(max_epochs=epochs, val_interval=epochs)
+    cfg.default_hooks.logger.interval = log_interval
+    cfg.default_hooks.checkpoint.update(interval=epochs, save_optimizer=False)
+    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    cfg.randomness = dict(seed=seed)
+    cfg.work_dir = work_dir
+    return cfg
 
 # pose -----------------------------------------------------------------------
 def shrink_hrnet(extra: dict, width: int = TOY_HRNET_WIDTH) -> None:
