@@ -21,7 +21,7 @@ landscape, portrait) around ``--size``.
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -82,21 +82,33 @@ def figure_keypoints(rng: np.random.Generator, cx: float, cy: float,
     return points * height + [cx, cy]
 
 
-def draw_figure(image: np.ndarray, keypoints: np.ndarray, height: float,
-                body_colour: Tuple[int, int, int]) -> None:
+def draw_figure(image: np.ndarray,
+                keypoints: np.ndarray,
+                height: float,
+                body_colour: Tuple[int, int, int],
+                skeleton: Sequence[Sequence[int]] = SKELETON,
+                joint_colours: np.ndarray = JOINT_COLOURS,
+                head: Optional[np.ndarray] = None) -> None:
     """Draw the body (thick limbs, filled head) in the figure's own colour,
-    then the joint dots in their joint-type colours."""
+    then the joint dots in their joint-type colours.
+
+    ``keypoints`` (K, 2) are the dataset's joints, ``skeleton`` its limbs
+    (1-based joint pairs) and ``joint_colours`` (K, 3) BGR; the defaults are
+    COCO's. ``head`` is the centre of the filled head (default: joint 0, the
+    COCO nose).
+    """
     thickness = max(2, int(round(height / 20)))
     pts = np.round(keypoints).astype(np.int32)
-    for a, b in SKELETON:
+    for a, b in skeleton:
         cv2.line(image, tuple(pts[a - 1]), tuple(pts[b - 1]), body_colour,
                  thickness, cv2.LINE_AA)
-    cv2.circle(image, tuple(pts[0]), max(2, int(height * 0.09)), body_colour,
-               -1, cv2.LINE_AA)
+    head = pts[0] if head is None else np.round(head).astype(np.int32)
+    cv2.circle(image, tuple(int(v) for v in head), max(2, int(height * 0.09)),
+               body_colour, -1, cv2.LINE_AA)
     radius = max(2, int(round(height / 28)))
     for joint, (x, y) in enumerate(pts):
         cv2.circle(image, (int(x), int(y)), radius,
-                   tuple(int(c) for c in JOINT_COLOURS[joint]), -1,
+                   tuple(int(c) for c in joint_colours[joint]), -1,
                    cv2.LINE_AA)
 
 
@@ -168,11 +180,9 @@ def uncompressed_rle(mask: np.ndarray) -> Dict:
     return dict(counts=counts, size=list(mask.shape))
 
 
-def draw_image(rng: np.random.Generator,
-               base_size: int) -> Tuple[np.ndarray, List[Dict]]:
-    """One BGR image and its person annotations (without ids)."""
-    fh, fw = IMAGE_SHAPES[int(rng.integers(len(IMAGE_SHAPES)))]
-    height, width = int(base_size * fh), int(base_size * fw)
+def draw_background(rng: np.random.Generator, height: int,
+                    width: int) -> np.ndarray:
+    """(height, width, 3) BGR noisy background with a few clutter lines."""
     background = rng.integers(20, 90, 3)
     image = np.clip(background + rng.normal(0, 10, (height, width, 3)), 0,
                     255).astype(np.uint8)
@@ -181,6 +191,15 @@ def draw_image(rng: np.random.Generator,
         p1 = p0 + rng.integers(-40, 40, 2)
         cv2.line(image, tuple(int(v) for v in p0), tuple(int(v) for v in p1),
                  tuple(int(c) for c in rng.integers(60, 160, 3)), 2)
+    return image
+
+
+def draw_image(rng: np.random.Generator,
+               base_size: int) -> Tuple[np.ndarray, List[Dict]]:
+    """One BGR image and its person annotations (without ids)."""
+    fh, fw = IMAGE_SHAPES[int(rng.integers(len(IMAGE_SHAPES)))]
+    height, width = int(base_size * fh), int(base_size * fw)
+    image = draw_background(rng, height, width)
     annotations = []
     if rng.random() < 0.3:
         annotations.append(crowd_annotation(rng, image))

@@ -246,14 +246,28 @@ def shrink_hrnet(extra: dict, width: int = TOY_HRNET_WIDTH) -> None:
                      num_channels=tuple(width * 2**b for b in range(branches)))
 
 
+#: The toy layouts of the pose datasets: annotation file prefix, the toy
+#: split of each loader, the image folder (None: one folder per split).
+POSE_TOY_LAYOUTS = {
+    'coco': dict(ann_prefix='person_keypoints_',
+                 splits={'train': 'train', 'val': 'val', 'test': 'val'}, image_prefix=None),
+    'crowdpose': dict(ann_prefix='mmpose_crowdpose_',
+                      splits={'train': 'trainval', 'val': 'test', 'test': 'test'},
+                      image_prefix='images/'),
+}
+
+
 def pose_toy_overrides(cfg: Config, data_root: str, input_size: int, batch_size: int = 2,
                        ann_prefix: str = 'person_keypoints_',
-                       splits: Dict[str, str] = None) -> Dict[str, Any]:
+                       splits: Dict[str, str] = None,
+                       image_prefix: str = None) -> Dict[str, Any]:
     """Overrides that run a bottom-up pose config of this project on a toy set.
 
     ``splits`` maps the config's loaders (train / val / test) to the toy set's
     split names (annotation files ``annotations/{ann_prefix}{split}.json``,
-    images ``{split}/``). Every ``input_size`` of the pipelines becomes
+    images ``{split}/``, or ``image_prefix`` for every split, as CrowdPose's
+    ``images/``); :data:`POSE_TOY_LAYOUTS` holds the settings of the toy COCO and
+    CrowdPose sets. Every ``input_size`` of the pipelines becomes
     ``input_size`` (an int stays an int, a (w, h) pair becomes square); data
     loading runs in the main process.
     """
@@ -264,7 +278,7 @@ def pose_toy_overrides(cfg: Config, data_root: str, input_size: int, batch_size:
         options.update({
             f'{loader}.dataset.data_root': data_root,
             f'{loader}.dataset.ann_file': f'annotations/{ann_prefix}{toy_split}.json',
-            f'{loader}.dataset.data_prefix.img': f'{toy_split}/',
+            f'{loader}.dataset.data_prefix.img': image_prefix or f'{toy_split}/',
             f'{loader}.num_workers': 0,
             f'{loader}.persistent_workers': False,
         })
@@ -306,3 +320,24 @@ def pose_learning_config(config: str, data_root: str, work_dir: str, input_size:
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = work_dir
     return cfg
+
+
+#: The keypoint metrics reported by the toy learning checks, per CocoMetric prefix.
+POSE_TOY_METRICS = {
+    'coco': ('AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)'),
+    'crowdpose': ('AP', 'AP .5', 'AP .75', 'AP(E)', 'AP(M)', 'AP(H)'),
+}
+
+
+def pose_toy_metrics(prefix: str) -> str:
+    """One line with the last validation's keypoint metrics of the current
+    runner (``prefix`` = the CocoMetric prefix: 'coco', or 'crowdpose' with the
+    easy / medium / hard split by crowd index)."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_current_instance()
+    values = []
+    for name in POSE_TOY_METRICS.get(prefix, ('AP', )):
+        key = f'val/{prefix}/{name}'
+        if key in hub.log_scalars:
+            values.append(f'{name} {hub.get_scalar(key).current():.3f}')
+    return f'{prefix} keypoint metrics: ' + (', '.join(values) or 'none logged')
