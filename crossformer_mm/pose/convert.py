@@ -7,10 +7,13 @@ model)``), so their keys start with ``1.`` and tensors may be half; the prefix i
 stripped and floating-point tensors are cast to float32. ``final_layers.*`` /
 ``deconv_layers.*`` become ``head.*`` (the names of ``AEHigherResolutionHead``),
 everything else ``backbone.*`` (mmpose's ``HRNet`` has the original names).
-Command line: ``tools/convert/higherhrnet_official_to_mmpose.py``.
+The COCO files (17 joints: ``final_layers.0`` has 34 outputs, ``final_layers.1``
+17) and the CrowdPose files (14 joints: 28 and 14) convert alike;
+:func:`head_layout` tells them apart. Command line:
+``tools/convert/higherhrnet_official_to_mmpose.py``.
 """
 from collections import OrderedDict
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Tuple
 
 import torch
 
@@ -57,3 +60,49 @@ def convert_state_dict(checkpoint: Mapping) -> 'OrderedDict[str, torch.Tensor]':
             value = value.float()
         converted[prefix + key] = value
     return converted
+
+
+#: The datasets of the released models by their number of joints, with the
+#: mmpose dataset meta file and this package's configs for them.
+DATASETS = {
+    17: dict(name='coco', metainfo='configs/_base_/datasets/coco.py',
+             configs='configs/higherhrnet_w{32,48}_coco_*.py'),
+    14: dict(name='crowdpose', metainfo='configs/_base_/datasets/crowdpose.py',
+             configs='configs/higherhrnet_w{32,48}_crowdpose_*.py'),
+}
+
+
+def head_layout(state_dict: Mapping[str, torch.Tensor]) -> Tuple[int, int]:
+    """(joints K, tag dimensions L) of a HigherHRNet head, original
+    (``final_layers.*``) or converted (``head.final_layers.*``) keys:
+    ``final_layers.0`` predicts K heatmaps and K * L tags, the last final
+    layer K heatmaps (COCO: 34 and 17 -> (17, 1); CrowdPose: 28 and 14 ->
+    (14, 1))."""
+    prefix = 'head.' if 'head.final_layers.0.weight' in state_dict else ''
+    finals = sorted(int(k.split('.')[-2]) for k in state_dict
+                    if k.startswith(f'{prefix}final_layers.') and k.endswith('.weight'))
+    if not finals:
+        raise KeyError('no final_layers.*.weight: not a HigherHRNet state dict')
+    first = state_dict[f'{prefix}final_layers.0.weight'].shape[0]
+    num_keypoints = state_dict[f'{prefix}final_layers.{finals[-1]}.weight'].shape[0]
+    if len(finals) < 2 or first % num_keypoints or first == num_keypoints:
+        raise ValueError(
+            f'final_layers.0 has {first} outputs and final_layers.{finals[-1]} '
+            f'{num_keypoints}: expected K heatmaps + K * L tags and K heatmaps')
+    return num_keypoints, first // num_keypoints - 1
+
+
+def dataset_meta_for(num_keypoints: int) -> dict:
+    """mmpose's parsed dataset meta information (``model.dataset_meta``) of the
+    released models' dataset with ``num_keypoints`` joints (COCO 17, CrowdPose
+    14), for the checkpoint meta that ``MMPoseInferencer`` and ``init_model``
+    read."""
+    if num_keypoints not in DATASETS:
+        raise ValueError(f'no released HigherHRNet has {num_keypoints} joints; '
+                         f'known: {sorted(DATASETS)} ({[d["name"] for d in DATASETS.values()]})')
+    import warnings
+
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    with warnings.catch_warnings():  # "resolved to mmpose's .mim/configs"
+        warnings.simplefilter('ignore', UserWarning)
+        return parse_pose_metainfo(dict(from_file=DATASETS[num_keypoints]['metainfo']))

@@ -1,14 +1,18 @@
-"""Converter of the original HigherHRNet checkpoints, checked on the
-recorded output of the original model."""
+"""Converter of the original HigherHRNet checkpoints (COCO 17 joints and
+CrowdPose 14 joints), checked on the recorded output of the original model;
+mmpose 0.x checkpoints (``backbone.*`` / ``keypoint_head.*``) load unconverted."""
 
 import os.path as osp
 import sys
+from collections import OrderedDict
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import _load_checkpoint
 from mmpose.registry import MODELS
 
 from crossformer_mm.pose import convert
@@ -16,6 +20,8 @@ from crossformer_mm.pose import convert
 from _helpers import REPO_ROOT, run
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'higherhrnet_w32_coco_512x512.py')
+CROWDPOSE_CONFIG = osp.join(REPO_ROOT, 'configs',
+                            'higherhrnet_w32_crowdpose_512x512.py')
 
 
 @pytest.fixture(scope='module')
@@ -23,28 +29,28 @@ def converter():
     return convert
 
 
-@pytest.fixture(scope='module')
-def original_state_dict(reference_dir, deterministic_weights):
-    """The original W32 layout with formula weights (BN statistics too);
-    integer buffers as constructed (0)."""
-    rows = [
-        line.rstrip('\n').split('\t')
-        for line in open(osp.join(reference_dir, 'higherhrnet_w32_keys.txt'))
-        if not line.startswith('#')
-    ]
-    floats = deterministic_weights.deterministic_state_dict({
-        key: eval(shape)
-        for key, shape, dtype, _ in rows if dtype.startswith('float')
-    })
-    return {key: floats.get(key, torch.tensor(0)) for key, *_ in rows}
+def build(config: str):
+    init_default_scope('mmpose')
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model).eval()
 
 
 @pytest.fixture(scope='module')
 def model():
-    init_default_scope('mmpose')
-    cfg = Config.fromfile(CONFIG)
-    cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model).eval()
+    return build(CONFIG)
+
+
+@pytest.fixture(scope='module')
+def fixture_data(reference_dir):
+    return np.load(
+        osp.join(reference_dir, 'fixtures', 'higherhrnet_w32_256.npz'))
+
+
+def head_outputs(model, data):
+    with torch.no_grad():
+        return [out.numpy() for out in model.head(model.extract_feat(
+            torch.from_numpy(data['input'])))]
 
 
 def test_keys_split_into_backbone_and_head(converter, original_state_dict):
@@ -99,10 +105,90 @@ def test_command_line_writes_a_loadable_checkpoint(converter,
     torch.save({f'1.{k}': v for k, v in original_state_dict.items()}, src)
     out = run([sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src), str(dst)])
     assert '28,645,331 weights' in out
-    checkpoint = torch.load(dst, weights_only=True)
+    assert '17 joints (coco' in out
+    checkpoint = _load_checkpoint(str(dst), map_location='cpu')  # the safe loader
     model.load_state_dict(checkpoint['state_dict'], strict=True)
+    meta = checkpoint['meta']['dataset_meta']
+    assert meta['dataset_name'] == 'coco' and meta['num_keypoints'] == 17
 
 
 def test_other_checkpoints_are_rejected(converter):
     with pytest.raises(KeyError, match='not an original HigherHRNet'):
         converter.convert_state_dict({'conv1.weight': torch.zeros(1)})
+
+
+# CrowdPose (14 joints) ----------------------------------------------------------
+KEPT_OUT0 = [*range(14), *range(17, 31)]  # the 14 joints' final_layers.0 channels
+
+
+def test_crowdpose_checkpoint_converts_and_matches_the_coco_model(
+        converter, crowdpose_original, fixture_data):
+    crowd, reference = crowdpose_original
+    assert crowd['final_layers.0.weight'].shape[0] == 28
+    assert crowd['final_layers.1.weight'].shape[0] == 14
+    converted = converter.convert_state_dict({f'1.{k}': v.half() if v.is_floating_point() else v
+                                              for k, v in crowd.items()})
+    assert converter.head_layout(converted) == (14, 1)
+    crowd_model = build(CROWDPOSE_CONFIG)
+    result = crowd_model.load_state_dict(converted, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    coco_model = build(CONFIG)
+    coco_model.load_state_dict(converter.convert_state_dict(
+        {k: v.half().float() if v.is_floating_point() else v for k, v in reference.items()}))
+    crowd_out = head_outputs(crowd_model, fixture_data)
+    coco_out = head_outputs(coco_model, fixture_data)
+    assert crowd_out[0].shape == (1, 28, 64, 64) and crowd_out[1].shape == (1, 14, 128, 128)
+    np.testing.assert_allclose(crowd_out[0], coco_out[0][:, KEPT_OUT0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(crowd_out[1], coco_out[1][:, :14], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_command_line_converts_a_crowdpose_checkpoint(crowdpose_original, tmp_path):
+    src, dst = tmp_path / 'crowdpose_original.pth', tmp_path / 'converted.pth'
+    crowd, _ = crowdpose_original
+    torch.save(crowd, src)
+    out = run([sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src), str(dst)])
+    assert '14 joints (crowdpose' in out
+    model = build(CROWDPOSE_CONFIG)
+    checkpoint = load_checkpoint(model, str(dst), map_location='cpu', strict=True)
+    meta = checkpoint['meta']['dataset_meta']
+    assert meta['dataset_name'] == 'crowdpose' and meta['num_keypoints'] == 14
+    assert meta['flip_indices'] == [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12, 13]
+
+
+def test_head_layout_rejects_inconsistent_heads(converter, original_state_dict):
+    broken = dict(original_state_dict)
+    broken['final_layers.0.weight'] = broken['final_layers.0.weight'][:30]
+    with pytest.raises(ValueError, match='final_layers.0 has 30 outputs'):
+        converter.head_layout(broken)
+    with pytest.raises(ValueError, match='no released HigherHRNet has 16 joints'):
+        converter.dataset_meta_for(16)
+
+
+# mmpose 0.x checkpoints -----------------------------------------------------------
+def mmpose0x_state_dict(original_state_dict) -> OrderedDict:
+    """The layout of mmpose 0.x ``AssociativeEmbedding`` checkpoints: the
+    HRNet under ``backbone.``, ``AEHigherResolutionHead`` under
+    ``keypoint_head.`` (its ``final_layers`` / ``deconv_layers`` are the
+    original's), with the module-version metadata that ``state_dict()``
+    records (version 1: no ``_version`` in mmpose 0.x's model)."""
+    state_dict = OrderedDict(
+        (('keypoint_head.' if k.startswith(('final_layers.', 'deconv_layers.'))
+          else 'backbone.') + k, v) for k, v in original_state_dict.items())
+    state_dict._metadata = OrderedDict({'': {'version': 1}})
+    return state_dict
+
+
+def test_mmpose0x_checkpoint_loads_as_it_is(original_state_dict, fixture_data, model,
+                                            converter, tmp_path):
+    path = tmp_path / 'higher_hrnet32_coco_512x512-8ae85183.pth'
+    torch.save({'meta': {'mmpose_version': '0.29.0', 'epoch': 300, 'iter': 292800},
+                'state_dict': mmpose0x_state_dict(original_state_dict)}, path)
+    loaded = build(CONFIG)
+    load_checkpoint(loaded, str(path), map_location='cpu', strict=True)  # no key left over or missing
+    model.load_state_dict(converter.convert_state_dict(original_state_dict), strict=True)
+    for out_0x, out_converted, name in zip(head_outputs(loaded, fixture_data),
+                                           head_outputs(model, fixture_data), ('out0', 'out1')):
+        np.testing.assert_array_equal(out_0x, out_converted)
+        reference = fixture_data[name]
+        assert np.abs(out_0x - reference).max() / np.abs(reference).max() < 5e-6
