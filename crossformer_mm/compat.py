@@ -18,7 +18,9 @@ patch                              applied when
 :func:`sync_bn_without_cuda`       no accelerator
 :func:`mmpose_without_torchvision` torchvision cannot be imported (applied by
                                    :mod:`crossformer_mm.pose` before it imports
-                                   mmpose)
+                                   mmpose, and by the import hook
+                                   ``_crossformer_mm_hook`` when mmpose is
+                                   imported first)
 =================================  ============================================
 
 :func:`mmpretrain_without_torchvision` is applied the same way where
@@ -243,12 +245,23 @@ def mmpose_without_torchvision() -> None:
     heatmaps); everything else of mmpose is untouched."""
     if SIMCC_VIS_MODULE in sys.modules or torchvision_importable():
         return
+    sys.modules[SIMCC_VIS_MODULE] = simcc_vis_stand_in()
+
+
+def simcc_vis_stand_in() -> types.ModuleType:
+    """The stand-in for :data:`SIMCC_VIS_MODULE` (logs the patch once).
+
+    Also loaded by the import hook ``_crossformer_mm_hook`` (installed with the
+    package by a ``.pth`` file, active only where torchvision cannot be
+    imported) when mmpose imports that module before ``crossformer_mm.pose``
+    is imported, e.g. ``from mmpose.apis import init_model`` first thing in a
+    fresh interpreter."""
     module = types.ModuleType(SIMCC_VIS_MODULE)
     module.__doc__ = mmpose_without_torchvision.__doc__
     module.SimCCVisualizer = SimCCVisualizer
-    sys.modules[SIMCC_VIS_MODULE] = module
     _applied('mmpose_without_torchvision',
              f'torchvision cannot be imported: {SIMCC_VIS_MODULE} provided without it')
+    return module
 
 
 

@@ -213,7 +213,7 @@ def test_stock_sync_bn_fails_without_cuda():
 
 # mmpose_without_torchvision --------------------------------------------------
 def test_mmpose_visualization_needs_the_patch_only_without_torchvision():
-    stock = python('import mmpose.visualization')
+    stock = python('import mmpose.visualization', CROSSFORMER_MM_NO_HOOK='1')  # no import hook
     patched = python('import crossformer_mm.pose, mmpose.visualization; '
                      'from crossformer_mm import compat; print(sorted(compat.APPLIED))')
     assert patched.returncode == 0, patched.stdout
@@ -223,3 +223,73 @@ def test_mmpose_visualization_needs_the_patch_only_without_torchvision():
     else:
         assert stock.returncode != 0 and 'torchvision' in stock.stdout, stock.stdout
         assert 'mmpose_without_torchvision' in patched.stdout
+
+
+# the interpreter-start hook: mmpose.apis first, without torchvision ---------------
+def _fake_torchvision(root, broken: bool) -> str:
+    """A folder with an importable (or, like PyPI's CUDA wheels under a CPU torch,
+    raising) ``torchvision`` that has what simcc_vis imports; for PYTHONPATH."""
+    package = root / ('broken' if broken else 'working') / 'torchvision'
+    package.mkdir(parents=True)
+    (package / '__init__.py').write_text(
+        "raise RuntimeError('operator torchvision::nms does not exist')\n" if broken else '')
+    (package / 'transforms.py').write_text('class ToPILImage:\n    pass\n')
+    return str(package.parent)
+
+
+def test_hook_is_installed_at_start_and_imports_nothing_heavy():
+    """The .pth of the installed package puts the finder on sys.meta_path; at
+    start no torch, mmengine, mmpose or crossformer_mm module is imported."""
+    out = python('''
+        import sys
+        heavy = sorted(m for m in sys.modules
+                       if m.split('.')[0] in ('torch', 'mmengine', 'mmcv', 'mmpose', 'numpy', 'crossformer_mm'))
+        print('HEAVY', heavy)
+        print('FINDERS', [type(f).__name__ for f in sys.meta_path])
+    ''')
+    assert out.returncode == 0, out.stdout
+    assert 'MMPoseWithoutTorchvisionFinder' in out.stdout, (
+        'the import hook is not installed: run tools/install.sh (it writes '
+        'crossformer_mm-hook.pth into site-packages)\n' + out.stdout)
+    assert 'HEAVY []' in out.stdout, out.stdout
+
+
+@pytest.mark.slow
+def test_mmpose_apis_import_first_without_torchvision():
+    """A fresh interpreter imports mmpose.apis before anything of this package:
+    where torchvision cannot be imported the hook loads compat's stand-in (and
+    without the hook the same import fails)."""
+    code = '''
+        from mmpose.apis import MMPoseInferencer, inference_bottomup, init_model
+        import sys
+        print('SIMCC', sys.modules['mmpose.visualization.simcc_vis'].__spec__.origin)
+    '''
+    hooked = python(code)
+    unhooked = python(code, CROSSFORMER_MM_NO_HOOK='1')
+    if compat.torchvision_importable():
+        assert hooked.returncode == unhooked.returncode == 0, hooked.stdout
+        assert 'simcc_vis.py' in hooked.stdout
+    else:
+        assert hooked.returncode == 0, hooked.stdout
+        assert 'SIMCC crossformer_mm.compat.simcc_vis_stand_in' in hooked.stdout
+        assert 'compat patch mmpose_without_torchvision' in hooked.stdout
+        assert unhooked.returncode != 0 and 'torchvision' in unhooked.stdout, unhooked.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('broken', [False, True])
+def test_hook_acts_only_where_torchvision_cannot_be_imported(tmp_path, broken):
+    """With an importable torchvision the real simcc_vis loads and nothing of this
+    package is imported; with one that raises at import the stand-in loads."""
+    out = python('''
+        import sys
+        import mmpose.visualization
+        print('SIMCC', sys.modules['mmpose.visualization.simcc_vis'].__spec__.origin)
+        print('CFMM', 'crossformer_mm' in sys.modules)
+    ''', PYTHONPATH=_fake_torchvision(tmp_path, broken))
+    assert out.returncode == 0, out.stdout
+    if broken:
+        assert 'SIMCC crossformer_mm.compat.simcc_vis_stand_in' in out.stdout, out.stdout
+    else:
+        assert 'mmpose/visualization/simcc_vis.py' in out.stdout, out.stdout
+        assert 'CFMM False' in out.stdout, out.stdout

@@ -86,6 +86,10 @@ if [ ! -e "$SITE/crossformer_mm" ] || [ -L "$SITE/crossformer_mm" ]; then
   ln -sfn "$ROOT/crossformer_mm" "$SITE/crossformer_mm"  # (re-)point it at this checkout
   echo "linked $SITE/crossformer_mm -> $ROOT/crossformer_mm (for mim)"
 fi
+# The import hook that lets `from mmpose.apis import ...` work without torchvision
+# before crossformer_mm is imported (_crossformer_mm_hook.py): wheels ship its .pth,
+# editable installs do not, so write it into site-packages.
+"$PY" "$ROOT/_crossformer_mm_hook.py" "$SITE"
 
 step "Slurm (slurm-wlm: slurmctld, slurmd, srun) for tests/tools/test_slurm.py"
 # The Slurm launcher test starts its own slurmctld + slurmd on 127.0.0.1.
