@@ -49,7 +49,9 @@ def test_patches_applied_here_are_exactly_those_whose_cause_exists():
     if NEEDS_CPU_PATCHES:
         expected |= {'dist_init_without_cuda', 'ddp_without_cuda', 'sync_bn_without_cuda'}
     assert expected <= set(compat.APPLIED)
-    assert set(compat.APPLIED) - expected <= {'mmpose_without_torchvision'}
+    # the toolbox patches are applied by crossformer_mm.pose / .classification
+    assert set(compat.APPLIED) - expected <= {'mmpose_without_torchvision',
+                                              'mmpretrain_without_torchvision'}
 
 
 def test_patches_are_applied_once():
@@ -90,7 +92,7 @@ def test_each_applied_patch_is_logged_once():
     ''')
     assert result.returncode == 0, result.stdout
     for name in compat.APPLIED:
-        if name != 'mmpose_without_torchvision':
+        if name not in ('mmpose_without_torchvision', 'mmpretrain_without_torchvision'):
             assert result.stdout.count(f'compat patch {name}:') == 1, result.stdout
 
 
@@ -209,6 +211,52 @@ def test_stock_sync_bn_fails_without_cuda():
         model(torch.randn(2, 3, 8, 8))
     ''', **dist_env())
     assert stock.returncode != 0 and 'SyncBatchNorm' in stock.stdout, stock.stdout
+
+
+# mmpretrain_without_torchvision ----------------------------------------------
+def test_mmpretrain_needs_the_patch_only_without_torchvision():
+    """Stock: ``import mmpretrain.models`` / ``mmpretrain.datasets`` fail where
+    torchvision cannot be imported. After ``crossformer_mm.classification``
+    they import (and the apis), the torchvision names mmpretrain took are
+    stand-ins that raise a clear error, and torchvision still cannot be
+    imported by anybody else."""
+    stock_models = python('import mmpretrain.models')
+    stock_datasets = python('import mmpretrain.datasets')
+    patched = python('''
+        import sys
+        import crossformer_mm.classification
+        import mmpretrain.models, mmpretrain.datasets, mmpretrain.evaluation, mmpretrain.engine
+        from mmpretrain.apis import ImageClassificationInferencer, get_model
+        from crossformer_mm import compat
+        print('applied:', sorted(compat.APPLIED))
+        if 'mmpretrain_without_torchvision' in compat.APPLIED:
+            assert not [m for m in sys.modules if m.split('.')[0] == 'torchvision'], 'stand-ins left'
+            from mmpretrain.datasets.transforms import formatting
+            from mmpretrain.registry import TRANSFORMS
+            for use in (lambda: formatting.F.pil_to_tensor(None),
+                        lambda: TRANSFORMS.build(dict(type='MAERandomResizedCrop', size=224))):
+                try:
+                    use()
+                except compat.TorchvisionUnavailableError as error:
+                    print('stand-in:', error)
+            try:
+                import torchvision
+            except ImportError:
+                print('torchvision still not importable')
+    ''')
+    assert patched.returncode == 0, patched.stdout
+    if compat.torchvision_importable():
+        assert stock_models.returncode == 0 and stock_datasets.returncode == 0
+        assert 'mmpretrain_without_torchvision' not in patched.stdout
+    else:
+        for stock, importer in ((stock_models, 'visual_grounding_eval.py'),
+                                (stock_datasets, 'formatting.py')):
+            assert stock.returncode != 0, stock.stdout
+            assert 'torchvision' in stock.stdout and importer in stock.stdout, stock.stdout
+        assert 'mmpretrain_without_torchvision' in patched.stdout
+        assert patched.stdout.count('stand-in: torchvision.') == 2, patched.stdout
+        assert 'needs torchvision' in patched.stdout
+        assert 'torchvision still not importable' in patched.stdout
 
 
 # mmpose_without_torchvision --------------------------------------------------
