@@ -150,8 +150,12 @@ SAFE_GLOBALS: List[Tuple[Any, str, str]] = [
 ]
 
 
-def _safe_globals() -> List[Tuple[Any, str]]:
-    return [(obj, name) for obj, name, _ in SAFE_GLOBALS]
+def allow_list() -> 'torch.serialization.safe_globals':
+    """``torch.serialization.safe_globals`` of :data:`SAFE_GLOBALS` (only the entries
+    not already allowed, so leaving the block keeps what the user allowed)."""
+    present = torch.serialization.get_safe_globals()
+    return torch.serialization.safe_globals(
+        [(obj, name) for obj, name, _ in SAFE_GLOBALS if (obj, name) not in present])
 
 
 # the opt-ins ----------------------------------------------------------------------
@@ -288,7 +292,7 @@ def _unsafe_globals(filename: str, message: str) -> List[str]:
     """The globals of ``filename`` outside the allow-list (from the pickle, or the error)."""
     found: List[str] = []
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
+        with allow_list():
             found = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(filename))
     except Exception:  # legacy (pre-1.6) files are no zip archives: use the error
         pass
@@ -354,10 +358,9 @@ def _restore_cfg_nodes(obj: Any, ids: set) -> Any:
 
 
 def _weights_only_load(filename: str, map_location: MapLocation) -> Any:
-    allowed = [g for g in _safe_globals() if g not in torch.serialization.get_safe_globals()]
     _cfg_nodes.ids = set()
     try:
-        with torch.serialization.safe_globals(allowed):
+        with allow_list():
             checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
         if _cfg_nodes.ids:
             checkpoint = _restore_cfg_nodes(checkpoint, _cfg_nodes.ids)
