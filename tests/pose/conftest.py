@@ -12,7 +12,7 @@ KEPT_OUT0 = [*range(K_CROWD), *range(K_COCO, K_COCO + K_CROWD)]
 
 
 @pytest.fixture(scope='session')
-def original_state_dict(reference_dir, det_weights):
+def original_state_dict(reference_dir, deterministic_weights):
     """The original W32 layout with formula weights (BN statistics too);
     integer buffers as constructed (0)."""
     rows = [
@@ -20,7 +20,7 @@ def original_state_dict(reference_dir, det_weights):
         for line in open(osp.join(reference_dir, 'higherhrnet_w32_keys.txt'))
         if not line.startswith('#')
     ]
-    floats = det_weights.deterministic_state_dict({
+    floats = deterministic_weights.deterministic_state_dict({
         key: eval(shape)
         for key, shape, dtype, _ in rows if dtype.startswith('float')
     })
