@@ -2,10 +2,11 @@
 
 The released classification files store ``ckpt['model']`` (and, in some files,
 a yacs config object, read as data by :mod:`.safe_load`); detection /
-segmentation files store ``ckpt['state_dict']`` with ``backbone.`` prefixes. :func:`backbone_state_dict`
-turns any of them into the backbone's key layout and says what it dropped;
-:func:`load_backbone_checkpoint` loads it and reports every other difference
-as an error.
+segmentation files store ``ckpt['state_dict']`` with ``backbone.`` prefixes.
+:func:`backbone_state_dict` turns any of them into the backbone's key layout
+and says what it dropped; :func:`load_backbone_checkpoint` loads it and
+reports every other difference as an error. Every file is read by
+:func:`load_checkpoint_file` (the safe loader).
 """
 import logging
 import os.path as osp

@@ -26,7 +26,6 @@ the converters (:func:`crossformer_mm.utils.checkpoint.load_checkpoint_file`).
 Nothing global changes: the allow-list is active only inside
 ``torch.serialization.safe_globals`` around each load.
 """
-import io
 import os
 import os.path as osp
 import pickle
@@ -36,7 +35,7 @@ import threading
 import warnings
 import zipfile
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import numpy.core.multiarray as np_multiarray
@@ -232,7 +231,8 @@ def _looks_like_pickle(head: bytes) -> bool:
 def describe_non_checkpoint(filename: str, head: bytes, size: int) -> Optional[str]:
     """What ``filename`` is when it cannot be a torch checkpoint (None when it may be one)."""
     if size == 0:
-        return f'is empty (0 bytes): the download or copy probably failed; {_download_hint(filename)}'
+        return ('is empty (0 bytes): the download or copy probably failed; '
+                f'{_download_hint(filename)}')
     if head.startswith(_ZIP_MAGIC) or head.startswith(_LEGACY_MAGIC):
         return None
     if filename.endswith('.safetensors'):
