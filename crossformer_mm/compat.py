@@ -90,19 +90,24 @@ def mmengine_loads_weights_only_unaware() -> bool:
 
 
 def safe_checkpoint_loading() -> None:
-    """Make mmengine's local checkpoint loader load with ``weights_only=True`` and
-    the allow-list of :mod:`crossformer_mm.utils.safe_load`, with errors that
-    name the file (instead of the bare torch error)."""
+    """Make mmengine's checkpoint loaders load with ``weights_only=True`` and the
+    allow-list of :mod:`crossformer_mm.utils.safe_load`, with errors that name
+    the file: the local ('' scheme) loader, and the ``load_url`` that its http(s),
+    ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` loaders call (it is
+    ``torch.hub.load_state_dict_from_url``, which unpickles with
+    ``weights_only=False``)."""
     if not mmengine_loads_weights_only_unaware():
         return
     from mmengine.runner import CheckpointLoader
+    from mmengine.runner import checkpoint as mmengine_checkpoint
 
-    from .utils.safe_load import load_from_local
+    from .utils.safe_load import load_from_local, load_url
     if CheckpointLoader._schemes.get('') is load_from_local:
         return
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    mmengine_checkpoint.load_url = load_url
     _applied('safe_checkpoint_loading',
-             f'mmengine {mmengine.__version__} loads checkpoints with torch '
+             f'mmengine {mmengine.__version__} loads checkpoints (files and URLs) with torch '
              f'{torch.__version__} through the safe allow-list loader')
 
 

@@ -431,6 +431,11 @@ def test_urls_go_through_the_safe_loader(http_root, tmp_path):
     with pytest.raises(UnsafeCheckpointError, match=f'{cache}/evil.pth needs .*posix.system'):
         load_checkpoint_file(f'{url}/evil.pth')
     assert not osp.exists(marker)
+    # mmengine's own http loader (load_from=URL, tools/test.py URL, init_cfg URLs)
+    from mmengine.runner import CheckpointLoader
+    with pytest.raises(UnsafeCheckpointError, match='posix.system'):
+        CheckpointLoader.load_checkpoint(f'{url}/evil.pth')
+    assert not osp.exists(marker)
     good = load_checkpoint_file(f'{url}/good.pth')
     assert good['message_hub']['log_scalars']['train/loss'].current() == 0.5
     with pytest.raises(InvalidCheckpointError, match=f'{cache}/page.pth is an HTML page'):
