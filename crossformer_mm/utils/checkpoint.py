@@ -165,13 +165,9 @@ def load_backbone_checkpoint(model: nn.Module,
 
     Logs exactly which keys were dropped (classifier, final norm, DPB buffers,
     non-backbone parts of a full model) and returns them. NaN / Inf weights are
-    an error unless ``allow_nonfinite`` (None: the model's
-    ``init_cfg['allow_nonfinite']``, else ``$CROSSFORMER_MM_ALLOW_NONFINITE``).
+    an error unless ``allow_nonfinite`` (the backbone passes its
+    ``init_cfg['allow_nonfinite']``; None: ``$CROSSFORMER_MM_ALLOW_NONFINITE``).
     """
-    if allow_nonfinite is None:
-        init_cfg = getattr(model, 'init_cfg', None)
-        if isinstance(init_cfg, Mapping) and 'allow_nonfinite' in init_cfg:
-            allow_nonfinite = bool(init_cfg['allow_nonfinite'])
     checkpoint = load_checkpoint_file(filename, allow_nonfinite=allow_nonfinite)
     state_dict, dropped = backbone_state_dict(checkpoint)
     load_backbone_state_dict(model, state_dict, strict=strict,

@@ -1,6 +1,6 @@
 """Command-line plumbing shared by ``tools/train.py`` and ``tools/test.py``.
 
-The tools serve configs of mmdet, mmseg and mmpose alike: the toolbox is the
+The tools serve configs of mmdet, mmseg, mmpose and mmpretrain alike: the toolbox is the
 config's ``default_scope``. Flags and their meaning follow the toolboxes' own
 scripts; ``--eval`` (mmdet 2.x habit) is mapped onto the test evaluator.
 """
@@ -13,7 +13,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-TOOLBOXES = ('mmdet', 'mmseg', 'mmpose')
+TOOLBOXES = ('mmdet', 'mmseg', 'mmpose', 'mmpretrain')
 
 # toolbox -> evaluator type -> (argument that selects metrics, allowed values).
 # An argument of None means the evaluator always computes that metric.
@@ -27,6 +27,9 @@ EVAL_METRICS: Dict[str, Dict[str, Tuple[Optional[str], Tuple[str, ...]]]] = {
     },
     'mmseg': {
         'IoUMetric': ('iou_metrics', ('mIoU', 'mDice', 'mFscore')),
+    },
+    'mmpretrain': {
+        'Accuracy': (None, ('accuracy', )),
     },
     'mmpose': {
         'CocoMetric': (None, ('mAP', )),

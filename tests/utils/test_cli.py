@@ -45,6 +45,14 @@ def test_eval_for_segmentation_and_pose_configs():
         cli.apply_eval_metrics(pose, ['bbox'])
 
 
+def test_eval_for_classification_configs():
+    cls = config('crossformer-s_8xb128_in1k.py')
+    assert cli.toolbox_of(cls) == 'mmpretrain'
+    assert cli.apply_eval_metrics(cls, ['accuracy']) == ['Accuracy']
+    with pytest.raises(ValueError, match='choose from accuracy'):
+        cli.apply_eval_metrics(cls, ['bbox'])
+
+
 def test_toolbox_of_rejects_other_scopes():
-    with pytest.raises(ValueError, match="default_scope='mmpretrain'"):
-        cli.toolbox_of(Config(dict(default_scope='mmpretrain')))
+    with pytest.raises(ValueError, match="default_scope='mmocr'"):
+        cli.toolbox_of(Config(dict(default_scope='mmocr')))

@@ -360,7 +360,8 @@ class CrossFormer(BaseModule):
             if not checkpoint:
                 raise ValueError("init_cfg=dict(type='Pretrained') needs `checkpoint`: the path "
                                  'of a released CrossFormer checkpoint (or set init_cfg=None)')
-            load_backbone_checkpoint(self, checkpoint, strict=self.init_cfg.get('strict', True))
+            load_backbone_checkpoint(self, checkpoint, strict=self.init_cfg.get('strict', True),
+                                     allow_nonfinite=self.init_cfg.get('allow_nonfinite'))
         self._is_init = True
 
     def _freeze_stages(self) -> None:
