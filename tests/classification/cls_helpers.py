@@ -9,7 +9,7 @@ import crossformer_mm.classification  # noqa: F401  (registers; mmpretrain witho
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from _helpers import REPO_ROOT
+from _helpers import REPO_ROOT, released_layout
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 #: DPB index buffers of the released files: (2G-1)^2 x 2 offsets, G^2 x G^2 indices.
@@ -46,18 +46,7 @@ def released_state_dict(model: torch.nn.Module, group_size: int = 7) -> Dict[str
 def released_s_state_dict(reference_dir: str, deterministic_weights) -> Dict[str, torch.Tensor]:
     """CrossFormer-S weights in the exact key layout of the released
     ``crossformer-s.pth`` (``shared/reference/crossformer_s_keys.txt``)."""
-    shapes = {}
-    for line in open(osp.join(reference_dir, 'crossformer_s_keys.txt')):
-        if line.startswith('#') or not line.strip():
-            continue
-        _, key, shape, _ = line.split()
-        shapes[key] = tuple(int(s) for s in shape.strip('[]').split(',') if s)
-    floats = {k: s for k, s in shapes.items() if not k.endswith('relative_position_index')}
-    state = deterministic_weights.deterministic_state_dict(floats)
-    for key, shape in shapes.items():
-        if key.endswith('relative_position_index'):
-            state[key] = torch.zeros(shape, dtype=torch.long)
-    return state
+    return released_layout(reference_dir, deterministic_weights)[0]
 
 
 def yacs_config() -> yacs.config.CfgNode:

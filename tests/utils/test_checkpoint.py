@@ -1,35 +1,14 @@
 """Loading released checkpoints: layouts, wrappers, prefixes, and loud mismatches."""
-import os.path as osp
 
 import pytest
 import torch
 from yacs.config import CfgNode
 
+from _helpers import released_layout
+
 from crossformer_mm.models.backbones import CrossFormer
 from crossformer_mm.utils.checkpoint import (CheckpointMismatchError, backbone_state_dict,
                                              load_backbone_checkpoint)
-
-
-def released_layout(reference_dir, deterministic_weights, name='crossformer_s_keys.txt'):
-    """A state dict in the released key layout, with the key list's shapes and dtypes."""
-    shapes, dropped = {}, []
-    for line in open(osp.join(reference_dir, name)):
-        if line.startswith('#') or not line.strip():
-            continue
-        fields = line.split() if name == 'crossformer_s_keys.txt' else line.split('\t')
-        if name == 'crossformer_s_keys.txt':  # kind key shape keep/DROP
-            _, key, shape, column = fields
-            if column == 'DROP':
-                dropped.append(key)
-        else:  # key shape dtype
-            key, shape = fields[0], fields[1]
-        shapes[key] = tuple(int(s) for s in shape.strip('[]').split(',') if s)
-    floats = {k: s for k, s in shapes.items() if not k.endswith('relative_position_index')}
-    state = deterministic_weights.deterministic_state_dict(floats)
-    for key, shape in shapes.items():
-        if key.endswith('relative_position_index'):
-            state[key] = torch.zeros(shape, dtype=torch.long)
-    return state, sorted(dropped)
 
 
 @pytest.fixture(scope='module')
