@@ -1,6 +1,6 @@
-# The toy instance-segmentation set of tools/misc/make_toy_coco.py: coloured
+# The toy instance-segmentation set of tools/misc/make_toy_data.py coco: coloured
 # squares / circles / triangles with polygon masks, 128x128 images.
-#   python tools/misc/make_toy_coco.py data/toy_coco
+#   python tools/misc/make_toy_data.py coco data/toy_coco
 _base_ = 'mmdet::_base_/datasets/coco_instance.py'
 
 data_root = 'data/toy_coco/'

@@ -1,5 +1,5 @@
 # `make demo`: a small CrossFormer Mask R-CNN trained from scratch on the toy
-# shapes set (tools/misc/make_toy_coco.py) in a few minutes on 2 CPU cores.
+# shapes set (tools/misc/make_toy_data.py coco) in a few minutes on 2 CPU cores.
 # Same detector and backbone code as the COCO configs; only the widths,
 # depths and sample counts are scaled down for 128x128 images.
 _base_ = [

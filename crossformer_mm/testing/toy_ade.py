@@ -17,7 +17,7 @@ pixel noise, and sometimes an unlabelled grey patch.
 
 Example::
 
-    python tools/misc/make_toy_ade.py data/toy_ade --num-train 40 --num-val 10
+    python tools/misc/make_toy_data.py ade data/toy_ade --num-train 40 --num-val 10
 """
 import os
 import os.path as osp

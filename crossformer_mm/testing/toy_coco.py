@@ -1,6 +1,6 @@
 """Write a small COCO-format instance-segmentation toy set of coloured shapes.
 
-    python tools/misc/make_toy_coco.py data/toy_coco [--num-train 200]
+    python tools/misc/make_toy_data.py coco data/toy_coco [--num-train 200]
         [--num-val 50] [--size 128] [--seed 0]
 
 Layout (what ``configs/_base_/det_toy_coco.py`` reads)::
@@ -12,7 +12,6 @@ Every image holds 1-4 non-overlapping shapes (categories ``square``,
 ``circle``, ``triangle``) of random size, colour and position on a noisy
 background; each instance has a polygon mask, its box and area.
 """
-import json
 import os
 import os.path as osp
 from typing import Dict, List, Tuple
@@ -20,6 +19,8 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from .coco_format import check_toy_args, write_annotations
 
 CATEGORIES = ('square', 'circle', 'triangle')
 
@@ -98,19 +99,12 @@ def make_split(out_dir: str, split: str, num_images: int, size: int,
 def make_toy_coco(out_dir: str, num_train: int = 200, num_val: int = 50,
                   size: int = 128, seed: int = 0) -> Dict[str, str]:
     """Write the toy set; return the annotation file of each split."""
-    if size < 32:
-        raise ValueError(f'--size {size}: images must be at least 32 px')
-    if num_train < 1 or num_val < 1:
-        raise ValueError('--num-train and --num-val must be at least 1')
+    check_toy_args(size, 32, num_train=num_train, num_val=num_val)
     rng = np.random.default_rng(seed)
-    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     ann_files = {}
     for split, num in (('train', num_train), ('val', num_val)):
         coco = make_split(out_dir, split, num, size, rng)
-        ann_files[split] = osp.join(out_dir, 'annotations',
-                                    f'instances_{split}.json')
-        with open(ann_files[split], 'w') as f:
-            json.dump(coco, f)
+        ann_files[split] = write_annotations(out_dir, f'instances_{split}.json', coco)
         print(f'{split}: {len(coco["images"])} images, '
               f'{len(coco["annotations"])} instances -> {ann_files[split]}')
     return ann_files

@@ -1,6 +1,6 @@
 """Write a small COCO person-keypoints toy set of stick figures.
 
-    python tools/misc/make_toy_coco_keypoints.py data/toy_coco_kpt
+    python tools/misc/make_toy_data.py coco-keypoints data/toy_coco_kpt
         [--num-train 200] [--num-val 40] [--size 256] [--seed 0]
 
 Layout (the COCO layout that ``CocoDataset`` reads)::
@@ -18,13 +18,14 @@ region of small figures (``iscrowd=1``, RLE segmentation), which bottom-up
 training masks out and COCO evaluation ignores. Image sizes vary (square,
 landscape, portrait) around ``--size``.
 """
-import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from .coco_format import check_toy_args, write_annotations
 
 KEYPOINT_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear',
                   'left_shoulder', 'right_shoulder', 'left_elbow',
@@ -259,19 +260,12 @@ def make_toy_coco_keypoints(out_dir: str,
                             size: int = 256,
                             seed: int = 0) -> Dict[str, str]:
     """Write the toy set; return the annotation file of each split."""
-    if size < 64:
-        raise ValueError(f'--size {size}: images must be at least 64 px')
-    if num_train < 1 or num_val < 1:
-        raise ValueError('--num-train and --num-val must be at least 1')
+    check_toy_args(size, 64, num_train=num_train, num_val=num_val)
     rng = np.random.default_rng(seed)
-    os.makedirs(osp.join(out_dir, 'annotations'), exist_ok=True)
     ann_files = {}
     for split, num in (('train', num_train), ('val', num_val)):
         coco = make_split(out_dir, split, num, size, rng)
-        ann_files[split] = osp.join(out_dir, 'annotations',
-                                    f'person_keypoints_{split}.json')
-        with open(ann_files[split], 'w') as f:
-            json.dump(coco, f)
+        ann_files[split] = write_annotations(out_dir, f'person_keypoints_{split}.json', coco)
         anns = coco['annotations']
         crowds = sum(a['iscrowd'] for a in anns)
         labelled = sum(a['num_keypoints'] > 0 for a in anns)

@@ -1,6 +1,6 @@
 """Write a small CrowdPose-format toy set of stick figures (14 joints).
 
-    python tools/misc/make_toy_crowdpose.py data/toy_crowdpose
+    python tools/misc/make_toy_data.py crowdpose data/toy_crowdpose
         [--num-train 200] [--num-test 40] [--size 256] [--seed 0]
 
 Layout (mmpose's CrowdPose layout that ``CrowdPoseDataset`` reads)::
@@ -23,7 +23,6 @@ side by side at a fraction of their height), so that the easy (< 0.2),
 medium (< 0.8) and hard (>= 0.8) crowd-index groups of the CrowdPose
 evaluation are all populated.
 """
-import json
 import os
 import os.path as osp
 from typing import Dict, List, Tuple
@@ -31,6 +30,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
+from .coco_format import write_annotations
 from .toy_coco_keypoints import (IMAGE_SHAPES, PART_COLOURS, body_colours,
                                  draw_background, draw_figure,
                                  figure_keypoints)
@@ -208,10 +208,8 @@ def make_toy_crowdpose(out_dir: str,
     ann_files = {}
     for split in ('train', 'val', 'trainval', 'test'):
         images, annotations = splits[split]
-        ann_files[split] = osp.join(out_dir, 'annotations',
-                                    f'mmpose_crowdpose_{split}.json')
-        with open(ann_files[split], 'w') as f:
-            json.dump(crowdpose_json(images, annotations), f)
+        ann_files[split] = write_annotations(out_dir, f'mmpose_crowdpose_{split}.json',
+                                             crowdpose_json(images, annotations))
         easy, medium, hard = crowd_groups(images)
         print(f'{split}: {len(images)} images, {len(annotations)} people, '
               f'crowd index easy/medium/hard {easy}/{medium}/{hard} images '

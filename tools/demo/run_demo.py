@@ -3,7 +3,7 @@
     python tools/demo/run_demo.py [--work-dir work_dirs/demo]
         [--data-root data/toy_coco] [--min-box-ap 0.5]
 
-1. ``tools/misc/make_toy_coco.py`` writes the toy shapes set (200 train /
+1. ``tools/misc/make_toy_data.py coco`` writes the toy shapes set (200 train /
    50 val images with instance masks).
 2. ``tools/train.py`` trains the small CrossFormer Mask R-CNN of
    ``configs/demo/mask_rcnn_crossformer_mini_fpn_toy.py`` from scratch with
@@ -67,7 +67,7 @@ def main() -> None:
     start = time.time()
 
     run('generate the toy COCO set',
-        ['tools/misc/make_toy_coco.py', data_root])
+        ['tools/misc/make_toy_data.py', 'coco', data_root])
     run('train a small CrossFormer Mask R-CNN (stock mmengine runner)', [
         'tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options',
         *data_options

@@ -2,7 +2,7 @@
 
 A learning check of the segmentation stack: the published UPerNet config
 (``configs/upernet_crossformer_s_512x512_160k_ade20k.py`` by default) is
-pointed at the toy data of ``tools/misc/make_toy_ade.py`` (written first if
+pointed at the toy data of ``tools/misc/make_toy_data.py ade`` (written first if
 ``--data-root`` holds none), its backbone and heads are shrunk, and mmengine's
 stock :class:`~mmengine.runner.Runner` trains it from scratch. mmseg's
 ``IoUMetric`` scores the toy validation split; the script exits with status 1
