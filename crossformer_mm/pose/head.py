@@ -1,6 +1,7 @@
 """The higher-resolution associative-embedding head of HigherHRNet."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -16,6 +17,23 @@ from torch import Tensor
 
 # ConvTranspose2d padding / output padding that double the size exactly.
 _DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
+
+
+def keypoint_boxes(keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(P, 4) float32 x1, y1, x2, y2 boxes around each person's found joints
+    (score > 0; all zeros for a person without any).
+
+    Bottom-up people have no detector box; this one lets mmpose carry the
+    person score: ``BottomupPoseEstimator`` maps ``bboxes`` to the image like
+    the keypoints, and ``MMPoseInferencer`` reports ``bbox`` and
+    ``bbox_score`` only for instances that have boxes.
+    """
+    boxes = np.zeros((len(keypoints), 4), dtype=np.float32)
+    for i, (kpts, kpt_scores) in enumerate(zip(keypoints, scores)):
+        found = kpts[kpt_scores > 0]
+        if len(found):
+            boxes[i] = (*found.min(0), *found.max(0))
+    return boxes
 
 
 @MODELS.register_module()
@@ -258,8 +276,10 @@ class AEHigherResolutionHead(BaseHead):
 
         Returns:
             list[InstanceData] with keypoints (P, K, 2) in input pixels,
-            keypoint_scores (P, K) and bbox_scores (P,) (the person scores);
-            with ``output_heatmaps`` also a list of PixelData heatmaps.
+            keypoint_scores (P, K), bboxes (P, 4) (the extent of the found
+            joints, see :func:`keypoint_boxes`) and bbox_scores (P,) (the
+            person scores); with ``output_heatmaps`` also a list of PixelData
+            heatmaps.
         """
         if self.decoder is None:
             raise RuntimeError(f'{type(self).__name__} needs a decoder (the '
@@ -317,7 +337,10 @@ class AEHigherResolutionHead(BaseHead):
             batch_heatmaps, tags)
         preds = [
             InstanceData(
-                keypoints=kpts, keypoint_scores=kpt_scores, bbox_scores=pscore)
+                keypoints=kpts,
+                keypoint_scores=kpt_scores,
+                bboxes=keypoint_boxes(kpts, kpt_scores),
+                bbox_scores=pscore)
             for kpts, kpt_scores, pscore in zip(keypoints, scores,
                                                 person_scores)
         ]

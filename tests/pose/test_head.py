@@ -155,6 +155,20 @@ def test_flip_and_multiscale_aggregation_matches_the_original(monkeypatch,
         expected, torch.stack(tags, dim=4))
     np.testing.assert_array_equal(preds[0].keypoints, keypoints[0])
     np.testing.assert_array_equal(preds[0].bbox_scores, person_scores[0])
+    # the boxes (which let mmpose's inferencer report the person scores)
+    # are the extents of each person's found joints
+    assert preds[0].bboxes.shape == (len(keypoints[0]), 4) and len(keypoints[0]) > 0
+    for box, kpts, kpt_scores in zip(preds[0].bboxes, keypoints[0], scores[0]):
+        found = kpts[kpt_scores > 0]
+        np.testing.assert_array_equal(box, [*found.min(0), *found.max(0)])
+
+
+def test_keypoint_boxes_of_people_without_found_joints_are_zero():
+    from crossformer_mm.pose.head import keypoint_boxes
+    keypoints = np.array([[[1., 2.], [5., 3.]], [[7., 7.], [9., 9.]]], dtype=np.float32)
+    boxes = keypoint_boxes(keypoints, np.array([[0.5, 0.2], [0., 0.]], dtype=np.float32))
+    np.testing.assert_array_equal(boxes, [[1, 2, 5, 3], [0, 0, 0, 0]])
+    assert keypoint_boxes(np.zeros((0, 17, 2)), np.zeros((0, 17))).shape == (0, 4)
 
 
 def test_single_scale_without_flip_uses_output_tags(monkeypatch, w32):
