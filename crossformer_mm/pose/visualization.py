@@ -23,6 +23,8 @@ from ..utils.image_grid import tile_images
 
 #: Pictures are drawn with the image's short side scaled to at least this.
 MIN_SHORT_SIDE = 384
+#: The image is darkened by this factor under the drawn skeletons.
+DIM = 0.55
 
 
 def ground_truth_instances(ann_file: str,
@@ -94,10 +96,13 @@ def draw_pose_panels(image: np.ndarray,
     scale = max(1.0, min_short_side / min(image.shape[:2]))
     canvas = cv2.resize(image, None, fx=scale, fy=scale,
                         interpolation=cv2.INTER_LINEAR) if scale > 1 else image
+    # dimmed, so that the drawn skeletons stand out
+    canvas = (canvas.astype(np.float32) * DIM).astype(np.uint8)
+    short_side = min(canvas.shape[:2])
     visualizer = PoseLocalVisualizer(
         name='crossformer_mm_pose_panels',
-        radius=max(2, round(min(canvas.shape[:2]) / 120)),
-        line_width=max(1, round(min(canvas.shape[:2]) / 200)))
+        radius=max(2, round(short_side / 100)),
+        line_width=max(2, round(short_side / 130)))
     visualizer.set_dataset_meta(dataset_meta)
     sample = PoseDataSample()
     if gt_instances is not None:

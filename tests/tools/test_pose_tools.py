@@ -13,6 +13,7 @@ import re
 import sys
 from typing import List
 
+import cv2
 import mmpose
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ from _helpers import REPO_ROOT
 from _helpers import run as run_command
 
 from crossformer_mm.testing.toy_coco_keypoints import make_toy_coco_keypoints
-from crossformer_mm.testing.toy_configs import cli_options, pose_toy_overrides
+from crossformer_mm.testing.toy_configs import POSE_TOY_LAYOUTS, cli_options, pose_toy_overrides
+from crossformer_mm.testing.toy_crowdpose import make_toy_crowdpose
 
 pytestmark = pytest.mark.slow  # stock tools in subprocesses
 
@@ -46,6 +48,18 @@ def toy_coco(tmp_path_factory) -> str:
     make_toy_coco_keypoints(
         root, num_train=4, num_val=2, size=TOY_INPUT)
     return root
+
+
+@pytest.fixture(scope='module')
+def toy_crowdpose(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp('toy_crowdpose'))
+    make_toy_crowdpose(root, num_train=5, num_test=2, size=TOY_INPUT)
+    return root
+
+
+def toy_layout(cfg: Config) -> str:
+    """'crowdpose' or 'coco': the toy set (and layout) of a config's dataset."""
+    return 'crowdpose' if cfg.train_dataloader.dataset.type == 'CrowdPoseDataset' else 'coco'
 
 
 def cpu_config(config: str, work_dir: str) -> str:
@@ -68,7 +82,10 @@ def toy_cli_options(config: str, data_root: str, **extra) -> List[str]:
     """``--cfg-options`` that run ``config`` on the toy set: 2 iterations
     (4 images, batch 2, 1 epoch), no ImageNet checkpoint."""
     cfg = Config.fromfile(osp.join(CONFIG_DIR, config))
-    options = pose_toy_overrides(cfg, data_root, TOY_INPUT, batch_size=2)
+    options = pose_toy_overrides(cfg, data_root, TOY_INPUT, batch_size=2,
+                                 **POSE_TOY_LAYOUTS[toy_layout(cfg)])
+    if toy_layout(cfg) == 'crowdpose':  # 4 of the 5 trainval images: 2 iterations
+        options['train_dataloader.dataset.indices'] = 4
     options.update({
         'model.backbone.init_cfg': None,
         'train_cfg.max_epochs': 1,
@@ -113,8 +130,9 @@ def w32_checkpoint(toy_coco, tmp_path_factory) -> str:
 
 @pytest.mark.parametrize('config',
                          [c for c in POSE_CONFIGS if c != CKPT_CONFIG])
-def test_stock_train_runs_two_iterations(config, toy_coco, tmp_path):
-    train(config, toy_coco, str(tmp_path))
+def test_stock_train_runs_two_iterations(config, toy_coco, toy_crowdpose, tmp_path):
+    crowdpose = toy_layout(Config.fromfile(osp.join(CONFIG_DIR, config))) == 'crowdpose'
+    train(config, toy_crowdpose if crowdpose else toy_coco, str(tmp_path))
 
 
 def test_640_configs_train_with_mixed_precision():
@@ -171,6 +189,34 @@ def test_val_samples_score_perfectly_with_their_ground_truth(toy_coco):
     assert metrics['coco/AP'] == pytest.approx(1.0)
 
 
+def test_crowdpose_val_samples_score_perfectly_with_their_ground_truth(toy_crowdpose):
+    """The CrowdPose config's test dataset, pipeline and crowd evaluation on the
+    toy CrowdPose set: predicting every person exactly gives AP 1, also in each
+    populated crowd-index group (an empty group is -1, as xtcocotools reports)."""
+    init_default_scope('mmpose')
+    config = 'higherhrnet_w32_crowdpose_512x512.py'
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, config))
+    cfg.merge_from_dict(pose_toy_overrides(cfg, toy_crowdpose, TOY_INPUT,
+                                           **POSE_TOY_LAYOUTS['crowdpose']))
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    evaluator = Evaluator(cfg.test_evaluator)
+    evaluator.dataset_meta = dataset.metainfo
+    for i in range(len(dataset)):
+        sample = dataset[i]['data_samples']
+        keypoints = np.array([a['keypoints'] for a in sample.raw_ann_info],
+                             dtype=np.float32).reshape(-1, 14, 3)
+        sample.pred_instances = InstanceData(
+            keypoints=keypoints[..., :2],
+            keypoint_scores=np.ones(keypoints.shape[:2], dtype=np.float32),
+            bbox_scores=np.ones(len(keypoints), dtype=np.float32))
+        evaluator.process([sample])
+    metrics = evaluator.evaluate(len(dataset))
+    assert metrics['crowdpose/AP'] == pytest.approx(1.0)
+    assert metrics['crowdpose/AP .5'] == metrics['crowdpose/AP .75'] == pytest.approx(1.0)
+    for group in ('E', 'M', 'H'):
+        assert metrics[f'crowdpose/AP({group})'] in (pytest.approx(1.0), -1), metrics
+
+
 def test_toy_learning_script_runs_end_to_end(tmp_path):
     """``tools/misc/train_toy_pose.py`` at a tiny scale: writes the toy set,
     trains with the stock runner, evaluates and returns the COCO keypoint AP.
@@ -189,3 +235,31 @@ def test_toy_learning_script_runs_end_to_end(tmp_path):
     assert osp.isfile(
         osp.join(work_dir, 'toy_coco_kpt', 'annotations',
                  'person_keypoints_val.json'))
+    assert 'coco keypoint metrics: AP ' in out
+    assert osp.isfile(osp.join(work_dir, 'toy_poses.png'))
+
+
+def test_toy_crowdpose_learning_script_runs_end_to_end(tmp_path):
+    """``tools/misc/train_toy_pose.py --dataset crowdpose`` at a tiny scale:
+    writes the toy CrowdPose set (trainval / test), trains the CrowdPose
+    config, evaluates with the crowd evaluation (AP and the easy / medium /
+    hard split) and draws the picture. (The learning check itself: README.)"""
+    work_dir = str(tmp_path)
+    out = run_command([
+        sys.executable, 'tools/misc/train_toy_pose.py', '--dataset', 'crowdpose',
+        '--work-dir', work_dir, '--num-train', '4', '--num-val', '3',
+        '--image-size', '64', '--input-size', '64', '--batch-size', '2',
+        '--epochs', '1', '--min-ap', '0', '--num-pictures', '2'
+    ], env=ENV)
+    ap = float(re.search(r'toy CrowdPose test AP (-?[0-9.]+) after 1 epochs', out).group(1))
+    assert 0 <= ap <= 1
+    split = re.search(r'crowdpose keypoint metrics: AP (\S+), AP \.5 (\S+), AP \.75 (\S+), '
+                      r'AP\(E\) (\S+), AP\(M\) (\S+), AP\(H\) (\S+)', out)
+    assert split is not None, out[-3000:]
+    assert 'type=  easy' in out and 'type=  hard' in out  # xtcocotools' crowd summary
+    assert 'Evaluate annotation type *keypoints_crowd*' in out
+    for name in ('trainval', 'test'):
+        assert osp.isfile(osp.join(work_dir, 'toy_crowdpose', 'annotations',
+                                   f'mmpose_crowdpose_{name}.json'))
+    picture = cv2.imread(osp.join(work_dir, 'toy_poses.png'))
+    assert picture is not None and picture.shape[1] > picture.shape[0]  # panels side by side

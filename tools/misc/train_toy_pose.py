@@ -103,8 +103,9 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
     prefix = cfg.val_evaluator.get('prefix', 'coco')
     failure = None
     try:
-        value = train_and_check(cfg, f'{prefix}/AP', f'toy {args.dataset} test AP',
-                                f'{args.epochs} epochs', args.min_ap, '--min-ap')
+        label = 'toy COCO-keypoints val AP' if args.dataset == 'coco' else 'toy CrowdPose test AP'
+        value = train_and_check(cfg, f'{prefix}/AP', label, f'{args.epochs} epochs',
+                                args.min_ap, '--min-ap')
     except SystemExit as exit_:  # below --min-ap: still report and draw
         failure = exit_
     print(pose_toy_metrics(prefix))
