@@ -1,6 +1,5 @@
 """The pose configs: one model recipe per size shared by COCO and CrowdPose,
 the datasets' joints, splits and metrics."""
-import os
 import os.path as osp
 
 import pytest
