@@ -3,6 +3,7 @@
 import json
 import os
 import os.path as osp
+from typing import Dict, List, Sequence
 
 
 def check_toy_args(size: int, min_size: int, **counts: int) -> None:
@@ -24,3 +25,12 @@ def write_annotations(out_dir: str, file_name: str, coco: dict) -> str:
     with open(path, 'w') as f:
         json.dump(coco, f)
     return path
+
+
+def person_keypoints_json(images: List[Dict], annotations: List[Dict],
+                          keypoint_names: Sequence[str], skeleton: Sequence) -> Dict:
+    """A COCO person-keypoints file: the images, the people and the one
+    ``person`` category with its joint names and skeleton."""
+    category = dict(id=1, name='person', supercategory='person',
+                    keypoints=list(keypoint_names), skeleton=skeleton)
+    return dict(images=images, annotations=annotations, categories=[category])

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .coco_format import check_toy_args, write_annotations
+from .coco_format import check_toy_args, person_keypoints_json, write_annotations
 
 KEYPOINT_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear',
                   'left_shoulder', 'right_shoulder', 'left_elbow',
@@ -245,13 +245,7 @@ def make_split(out_dir: str, split: str, num_images: int, size: int,
                     id=len(annotations) + 1,
                     image_id=image_id,
                     category_id=1))
-    category = dict(
-        id=1,
-        name='person',
-        supercategory='person',
-        keypoints=list(KEYPOINT_NAMES),
-        skeleton=SKELETON)
-    return dict(images=images, annotations=annotations, categories=[category])
+    return person_keypoints_json(images, annotations, KEYPOINT_NAMES, SKELETON)
 
 
 def make_toy_coco_keypoints(out_dir: str,

@@ -30,7 +30,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from .coco_format import write_annotations
+from .coco_format import person_keypoints_json, write_annotations
 from .toy_coco_keypoints import (IMAGE_SHAPES, PART_COLOURS, body_colours,
                                  draw_background, draw_figure,
                                  figure_keypoints)
@@ -164,13 +164,7 @@ def write_images(out_dir: str, first_id: int, num_images: int, size: int,
 
 
 def crowdpose_json(images: List[Dict], annotations: List[Dict]) -> Dict:
-    category = dict(
-        id=1,
-        name='person',
-        supercategory='person',
-        keypoints=list(KEYPOINT_NAMES),
-        skeleton=SKELETON)
-    return dict(images=images, annotations=annotations, categories=[category])
+    return person_keypoints_json(images, annotations, KEYPOINT_NAMES, SKELETON)
 
 
 def crowd_groups(images: List[Dict]) -> Tuple[int, int, int]:
