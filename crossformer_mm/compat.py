@@ -360,6 +360,7 @@ def mmpretrain_without_torchvision() -> None:
              'torchvision cannot be imported: mmpretrain imported with stand-ins for the '
              'torchvision names of ' + ', '.join(MMPRETRAIN_TORCHVISION_IMPORTERS))
 
+
 def apply_patches() -> None:
     """Apply every patch whose cause exists here (idempotent)."""
     safe_checkpoint_loading()

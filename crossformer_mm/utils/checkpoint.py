@@ -22,16 +22,19 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from . import safe_load
 from .safe_load import MapLocation
 
-#: Keys of a classification checkpoint that the dense backbone does not have:
-#: the classifier, the final norm, and the DPB index buffers that the original
-#: classification model stored (the backbone derives them from the group shape).
-DROPPED_KEY_PATTERNS = (
-    r'^head\.',
-    r'^norm\.',
-    r'\.attn\.biases$',
-    r'\.attn\.relative_position_index$',
-)
-_STRIPPED_PREFIXES = ('module.', 'backbone.')
+#: The DPB index buffers that the original classification model stored beside
+#: every attention (the backbone derives them from the group shape).
+DPB_INDEX_BUFFERS = re.compile(r'\.attn\.(biases|relative_position_index)$')
+#: Top-level parts of a classification checkpoint: the classifier and the final norm.
+CLASSIFIER_PARTS = ('head', 'norm')
+
+
+def released_only_key(name: str, with_classifier: bool = True) -> bool:
+    """Whether a key of a released classification file has no place in the
+    backbone: a DPB index buffer, or (``with_classifier``) the classifier
+    (``head.*``) or the final norm (``norm.*``)."""
+    return bool(DPB_INDEX_BUFFERS.search(name)) or (
+        with_classifier and name.split('.', 1)[0] in CLASSIFIER_PARTS)
 
 
 class CheckpointMismatchError(ValueError):
@@ -88,7 +91,7 @@ def backbone_state_dict(checkpoint: Any) -> Tuple['OrderedDict[str, torch.Tensor
     """Backbone weights of a classification, backbone or full-model checkpoint.
 
     Strips ``module.`` and ``backbone.`` prefixes; from a full model keeps only
-    the ``backbone.`` entries; drops :data:`DROPPED_KEY_PATTERNS`.
+    the ``backbone.`` entries; drops what :func:`released_only_key` names.
 
     Returns:
         tuple: the backbone state dict and the sorted list of dropped keys
@@ -109,7 +112,7 @@ def backbone_state_dict(checkpoint: Any) -> Tuple['OrderedDict[str, torch.Tensor
             name = key[len('backbone.'):]
         else:
             name = key
-        if any(re.search(p, name) for p in DROPPED_KEY_PATTERNS):
+        if released_only_key(name):
             dropped.append(key)
         else:
             kept[name] = value

@@ -6,7 +6,6 @@ CrossFormer: A Versatile Vision Transformer Hinging on Cross-scale Attention
 the released checkpoints, so they load as they are.
 """
 import numbers
-import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -18,7 +17,7 @@ from crossformer_mm.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...utils.checkpoint import load_backbone_checkpoint
+from ...utils.checkpoint import load_backbone_checkpoint, released_only_key
 from ..layers import CrossFormerBlock, CrossScaleEmbedding, CrossScalePatchMerging
 from ..layers.cross_scale_embed import split_channels
 from ..layers.lsda import LDA_MODES
@@ -309,8 +308,6 @@ class CrossFormer(BaseModule):
 
     #: Keys of a released classification file that no module here holds: the
     #: DPB index buffers (derived from the group shape in this code).
-    RELEASED_BUFFERS = re.compile(r'\.attn\.(biases|relative_position_index)$')
-
     def _released_file_pre_hook(self, state_dict: dict, prefix: str, *args) -> None:
         """Load pre-hook: a released classification file loads into the backbone
         as it is (``load_checkpoint``, ``load_from``, ``load_state_dict``). Its
@@ -323,8 +320,7 @@ class CrossFormer(BaseModule):
             state_dict.update(released)
         for key in [k for k in state_dict if k.startswith(prefix)]:
             name = key[len(prefix):]
-            if self.RELEASED_BUFFERS.search(name) or (
-                    not prefix and name.split('.', 1)[0] in ('norm', 'head')):
+            if released_only_key(name, with_classifier=not prefix):
                 del state_dict[key]
 
     def _checkpoint_filter(self, state_dict: dict, prefix: str, *args) -> None:
