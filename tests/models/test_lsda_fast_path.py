@@ -1,7 +1,7 @@
-"""The fast LSDA path (fused SDPA, caches, MaskGradient) against the reference path.
+"""The fast LSDA path (fused SDPA, caches, BiasedFlashAttention) against the reference path.
 
 In CPU training the fast path has two kernels (explicit for small groups,
-flash + MaskGradient for larger ones); the ``train_kernel`` fixture forces
+flash + BiasedFlashAttention for larger ones); the ``train_kernel`` fixture forces
 each on the small test groups.
 """
 import copy
@@ -12,7 +12,7 @@ import torch
 from crossformer_mm.models.backbones import CrossFormer
 from crossformer_mm.models.layers import LSDA
 from crossformer_mm.models.layers.dpb import offset_tables
-from crossformer_mm.models.layers.lsda import MaskGradient, cached_key_padding_mask
+from crossformer_mm.models.layers.lsda import BiasedFlashAttention, cached_key_padding_mask
 
 # attn_type, lda_mode, group_size, interval, (H, W), batch
 CASES = {
@@ -83,13 +83,13 @@ def test_fast_path_matches_reference_outputs_and_gradients(case, train_kernel):
 
 @pytest.mark.parametrize('case', ['lda-windowed-padded', 'lda-windowed-exact'])
 @pytest.mark.parametrize('chunk_scores', [1, 300, 1 << 22])
-def test_mask_gradient_chunking_does_not_change_gradients(case, chunk_scores, monkeypatch):
+def test_flash_backward_chunking_does_not_change_gradients(case, chunk_scores, monkeypatch):
     """Chunks of one group, of several groups, of whole images; per-group
     (padded) and shared masks: the same gradients."""
     fast, ref, x = _pair(case)
     _, _, grads_r = _grads(ref, x)
-    monkeypatch.setattr(MaskGradient, 'chunk_scores', chunk_scores)
-    monkeypatch.setattr(LSDA, 'explicit_group_factor', 0)  # MaskGradient at any size
+    monkeypatch.setattr(BiasedFlashAttention, 'chunk_scores', chunk_scores)
+    monkeypatch.setattr(LSDA, 'explicit_group_factor', 0)  # BiasedFlashAttention at any size
     _, _, grads_f = _grads(fast, x)
     for name, grad in grads_r.items():
         torch.testing.assert_close(grads_f[name], grad, atol=1e-5, rtol=1e-5, msg=name)
@@ -111,7 +111,7 @@ MATH = 'aten::_scaled_dot_product_attention_math'
 
 def test_fast_path_kernels(monkeypatch):
     """Inference: flash. Training: explicit kernels for the small groups, flash
-    + MaskGradient for larger ones. The reference: neither, and no path falls
+    + BiasedFlashAttention for larger ones. The reference: neither, and no path falls
     back to SDPA's math kernel."""
     fast, ref, x = _pair('lda-iclr-odd-groups')  # 20-token groups, head_dims 32
     for train in (False, True):
@@ -120,10 +120,10 @@ def test_fast_path_kernels(monkeypatch):
     assert FLASH in _attention_ops(fast, x, train=False)
     assert LSDA.explicit_group_factor * fast.head_dims >= 20
     ops = _attention_ops(fast, x, train=True)
-    assert FLASH not in ops and 'MaskGradientBackward' not in ops
+    assert FLASH not in ops and 'BiasedFlashAttentionBackward' not in ops
     monkeypatch.setattr(LSDA, 'explicit_group_factor', 0.5)  # up to 16 tokens
     ops = _attention_ops(fast, x, train=True)
-    assert FLASH in ops and 'MaskGradientBackward' in ops
+    assert FLASH in ops and 'BiasedFlashAttentionBackward' in ops
     assert MATH not in ops
 
 

@@ -158,57 +158,85 @@ def cached_key_padding_mask(layout: GroupLayout, device: torch.device) -> Option
     return layout.key_padding_mask(device)
 
 
-class MaskGradient(torch.autograd.Function):
-    """Identity on an attention output ``O = softmax(q k^T * scale + M) v``
-    whose backward returns the gradient of the additive mask ``M``.
+def _flash_cpu(q: Tensor, k: Tensor, v: Tensor, bias: Tensor,
+               scale: float) -> Tuple[Tensor, Tensor]:
+    """PyTorch's CPU flash kernel: output (BG, heads, N, d) and the log-sum-exp
+    of each score row (BG, heads, N). ``bias``: (1 or BG, heads, N, N)."""
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, attn_mask=bias, scale=scale)
 
-    PyTorch's CPU flash kernel gives no gradient for ``attn_mask``, so the fast
-    path runs it on the detached mask (q, k, v get their gradients from it)
-    and attaches ``M`` here: ``dM = P * (dO v^T - rowsum(dO * O))``, summed
-    over the groups sharing a mask entry. ``P`` is recomputed head by head in
-    chunks of groups of at most :attr:`chunk_scores` scores (4 MB in fp32:
-    cache-sized), so no ``(B * nG, heads, N, N)`` tensor is ever stored.
 
-    Inputs: ``out, q, k, v``: (B * nG, heads, N, d); ``mask``: (1, heads, N, N)
+class BiasedFlashAttention(torch.autograd.Function):
+    """``O = softmax(q k^T * scale + M) v`` on the CPU flash kernel, with the
+    gradients of q, k, v **and** of the additive mask ``M``.
+
+    PyTorch's CPU flash kernel gives no gradient for ``attn_mask``. The
+    forward is that kernel (it also returns the row log-sum-exp ``L``); the
+    backward recomputes the probabilities ``P = exp(q k^T * scale + M - L)``
+    for one head and a chunk of groups at a time (at most
+    :attr:`chunk_scores` scores: 4 MB in fp32, cache-sized), so no
+    ``(B * nG, heads, N, N)`` tensor is ever stored, and forms, with
+    ``dS = P * (dO v^T - rowsum(dO * O))``::
+
+        dv = P^T dO,  dq = dS k * scale,  dk = dS^T q * scale,
+        dM = dS (summed over the groups that share a mask entry).
+
+    Accumulation is in fp32 whatever the input dtype.
+
+    Inputs: ``q, k, v``: (B * nG, heads, N, d); ``mask``: (1, heads, N, N)
     shared by every group, or (nG, heads, N, N), one per group of each image.
     """
 
     chunk_scores = 1 << 20
 
     @staticmethod
-    def forward(ctx, out: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Tensor,
-                scale: float) -> Tensor:
-        ctx.save_for_backward(out, q, k, v, mask)
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
+        groups = mask.shape[0]
+        if groups in (1, q.shape[0]):
+            out, lse = _flash_cpu(q, k, v, mask, scale)
+        else:  # a per-group mask does not broadcast over B * nG: one call per image
+            out, lse = (torch.cat(parts) for parts in zip(*(
+                _flash_cpu(q[i:i + groups], k[i:i + groups], v[i:i + groups], mask, scale)
+                for i in range(0, q.shape[0], groups))))
+        ctx.save_for_backward(q, k, v, mask, out, lse)
         ctx.scale = scale
-        return out.view_as(out)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        out, q, k, v, mask = ctx.saved_tensors
-        dtype = torch.promote_types(mask.dtype, torch.float32)  # accumulate in >= fp32
-        # head-major views: (heads, B * nG, N, d)
-        q, k, v, grad, out = (t.to(dtype).transpose(0, 1) for t in (q, k, v, grad_out, out))
-        heads, groups, N = q.shape[:3]
-        neg_delta = (grad * out).sum(-1, keepdim=True).neg_()  # -rowsum(dO * O)
-        grad_mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+        q, k, v, mask, out, lse = (t.float() for t in ctx.saved_tensors)
+        grad_out = grad_out.float()
+        groups, heads, N, d = q.shape
+        neg_delta = (grad_out * out).sum(-1, keepdim=True).neg_()  # -rowsum(dO * O)
+        # head-major, so that every (head, chunk) slice is contiguous for bmm(out=)
+        grad_q, grad_k, grad_v = (q.new_empty(heads, groups, N, d) for _ in range(3))
+        grad_mask = torch.zeros_like(mask)
         shared = mask.shape[0] == 1
         span = groups if shared else mask.shape[0]  # chunks never cross an image
-        step = max(1, MaskGradient.chunk_scores // (N * N))
+        step = max(1, BiasedFlashAttention.chunk_scores // (N * N))
         for h in range(heads):
             for start in range(0, groups, span):
                 for g0 in range(start, start + span, step):
                     g = slice(g0, min(start + span, g0 + step))
                     rows = slice(None) if shared else slice(g0 - start, g.stop - start)
-                    probs = torch.baddbmm(mask[rows, h], q[h, g], k[h, g].transpose(1, 2),
-                                          alpha=ctx.scale).softmax(dim=-1)
-                    # dO v^T - rowsum(dO * O): dL/dscores = probs * centered
-                    centered = torch.baddbmm(neg_delta[h, g], grad[h, g], v[h, g].transpose(1, 2))
-                    target = grad_mask[rows, h]  # (1 or chunk, N, N)
-                    if target.shape[0] == probs.shape[0]:
-                        target.addcmul_(probs, centered)
-                    else:  # a shared mask: sum over the chunk's groups
-                        target += probs.mul_(centered).sum(0, keepdim=True)
-        return grad_out, None, None, None, grad_mask.to(mask.dtype), None
+                    q_g, k_g, v_g, grad_g = q[g, h], k[g, h], v[g, h], grad_out[g, h]
+                    # P = exp(q k^T * scale + M - L), built in place
+                    probs = (mask[rows, h] - lse[g, h].unsqueeze(-1)).baddbmm_(
+                        q_g, k_g.transpose(1, 2), alpha=ctx.scale).exp_()
+                    torch.bmm(probs.transpose(1, 2), grad_g, out=grad_v[h, g])
+                    # dS = P * (dO v^T - rowsum(dO * O))
+                    scores_grad = torch.baddbmm(neg_delta[g, h], grad_g,
+                                                v_g.transpose(1, 2)).mul_(probs)
+                    torch.bmm(scores_grad, k_g, out=grad_q[h, g])
+                    torch.bmm(scores_grad.transpose(1, 2), q_g, out=grad_k[h, g])
+                    if shared:
+                        grad_mask[0, h] += scores_grad.sum(0)
+                    else:
+                        grad_mask[rows, h] += scores_grad
+        dtype = ctx.saved_tensors[0].dtype
+        grad_q, grad_k = grad_q.mul_(ctx.scale), grad_k.mul_(ctx.scale)
+        return (*(t.transpose(0, 1).to(dtype) for t in (grad_q, grad_k, grad_v)),
+                grad_mask.to(ctx.saved_tensors[3].dtype), None)
 
 
 @MODELS.register_module()
@@ -234,8 +262,9 @@ class LSDA(BaseModule):
       frozen DPB) the folded mask is cached per (layout, device, dtype) until
       the DPB weights change (at most :attr:`mask_cache_size` sizes per module,
       none above :attr:`mask_cache_max_bytes`).
-      In training the DPB runs once per forward; on CPU :class:`MaskGradient`
-      back-propagates into it after the flash kernel, except for small groups
+      In training the DPB runs once per forward; on CPU
+      :class:`BiasedFlashAttention` back-propagates into it from the flash
+      kernel's outputs, except for small groups
       (:attr:`explicit_group_factor`), which use explicit kernels with the
       folded mask.
     * reference (``use_fused_attn=False``): the original's computation,
@@ -268,7 +297,7 @@ class LSDA(BaseModule):
     #: ``explicit_group_factor * head_dims`` tokens run explicit kernels that
     #: keep the probabilities (``N * N`` per head, then no more than q, k and v
     #: hold), e.g. the 49-token SDA groups; larger ones run the flash kernel
-    #: and :class:`MaskGradient`.
+    #: and :class:`BiasedFlashAttention`.
     explicit_group_factor = 3
 
     def __init__(self,
@@ -357,26 +386,24 @@ class LSDA(BaseModule):
         dropout_p = self.attn_drop.p if self.training else 0.
         # On CPU a mask that needs a gradient sends SDPA to its slow math
         # kernel. Small groups use explicit kernels instead; larger ones run
-        # the flash kernel on the detached mask and MaskGradient supplies
-        # d(mask). (CUDA kernels handle it themselves; attention dropout runs
-        # on the math kernel anyway.)
+        # the flash kernel with BiasedFlashAttention's backward, which also
+        # gives d(mask). (CUDA kernels handle it themselves; attention dropout
+        # runs on the math kernel anyway.)
         mask_grad_here = mask.requires_grad and q.device.type == 'cpu' and dropout_p == 0.
         if mask_grad_here and layout.group_tokens <= self.explicit_group_factor * self.head_dims:
             return self._masked_attention(q, k, v, mask)
-        sdpa_mask = mask.detach() if mask_grad_here else mask
-        if mask.shape[0] == 1 or mask.shape[0] == q.shape[0]:
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=sdpa_mask, dropout_p=dropout_p, scale=self.scale)
-        else:  # a per-group mask does not broadcast over B * nG: one call per image
-            nG = layout.num_groups
-            out = torch.cat([
-                F.scaled_dot_product_attention(
-                    q[i:i + nG], k[i:i + nG], v[i:i + nG], attn_mask=sdpa_mask,
-                    dropout_p=dropout_p, scale=self.scale)
-                for i in range(0, q.shape[0], nG)])
         if mask_grad_here:
-            out = MaskGradient.apply(out, q, k, v, mask, self.scale)
-        return out
+            return BiasedFlashAttention.apply(q, k, v, mask, self.scale)
+        if mask.shape[0] == 1 or mask.shape[0] == q.shape[0]:
+            return F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=self.scale)
+        # a per-group mask does not broadcast over B * nG: one call per image
+        nG = layout.num_groups
+        return torch.cat([
+            F.scaled_dot_product_attention(
+                q[i:i + nG], k[i:i + nG], v[i:i + nG], attn_mask=mask,
+                dropout_p=dropout_p, scale=self.scale)
+            for i in range(0, q.shape[0], nG)])
 
     def _masked_attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
         """Explicit ``softmax(q k^T * scale + mask) v`` with the folded mask
