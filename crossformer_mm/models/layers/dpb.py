@@ -106,12 +106,14 @@ class DynamicPosBias(BaseModule):
         Args:
             group_h, group_w: Group shape.
             cached_tables (bool): Reuse the offset / index tables of this group
-                shape (:func:`offset_tables`); False recomputes them.
+                shape (:func:`offset_tables`); False recomputes them (so does
+                code traced by ``torch.compile``, which folds them itself).
 
         Returns:
             Tensor: (num_heads, Gh*Gw, Gh*Gw), contiguous.
         """
         device = self.pos_proj.weight.device
+        cached_tables = cached_tables and not torch.compiler.is_compiling()
         tables = offset_tables if cached_tables else relative_offset_tables
         offsets, index = tables(group_h, group_w, device)
         table = self(offsets.to(self.pos_proj.weight.dtype))  # M, heads

@@ -389,21 +389,29 @@ class LSDA(BaseModule):
         # the flash kernel with BiasedFlashAttention's backward, which also
         # gives d(mask). (CUDA kernels handle it themselves; attention dropout
         # runs on the math kernel anyway.)
+        if torch.compiler.is_compiling():
+            # traced by torch.compile: its attention kernels differentiate the
+            # mask themselves, and no Python-side chunk loop is unrolled
+            return self._sdpa(q, k, v, mask, dropout_p)
         mask_grad_here = mask.requires_grad and q.device.type == 'cpu' and dropout_p == 0.
         if mask_grad_here and layout.group_tokens <= self.explicit_group_factor * self.head_dims:
             return self._masked_attention(q, k, v, mask)
         if mask_grad_here:
             return BiasedFlashAttention.apply(q, k, v, mask, self.scale)
-        if mask.shape[0] == 1 or mask.shape[0] == q.shape[0]:
+        return self._sdpa(q, k, v, mask, dropout_p)
+
+    def _sdpa(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, dropout_p: float) -> Tensor:
+        """:func:`F.scaled_dot_product_attention` with a (1 or nG, heads, N, N) mask."""
+        groups = mask.shape[0]
+        if groups in (1, q.shape[0]):
             return F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=self.scale)
         # a per-group mask does not broadcast over B * nG: one call per image
-        nG = layout.num_groups
         return torch.cat([
             F.scaled_dot_product_attention(
-                q[i:i + nG], k[i:i + nG], v[i:i + nG], attn_mask=mask,
+                q[i:i + groups], k[i:i + groups], v[i:i + groups], attn_mask=mask,
                 dropout_p=dropout_p, scale=self.scale)
-            for i in range(0, q.shape[0], nG)])
+            for i in range(0, q.shape[0], groups)])
 
     def _masked_attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
         """Explicit ``softmax(q k^T * scale + mask) v`` with the folded mask
@@ -418,7 +426,7 @@ class LSDA(BaseModule):
         """The folded mask, cached when it needs no autograd graph."""
         needs_graph = torch.is_grad_enabled() and any(
             p.requires_grad for p in self.pos.parameters())
-        if needs_graph:
+        if needs_graph or torch.compiler.is_compiling():  # compiled: part of the graph
             return self._fold_mask(layout, dtype, device)
         # Inference tensors cannot be saved for a later backward: keep apart.
         key = (layout, device, dtype, torch.is_inference_mode_enabled())
@@ -440,7 +448,8 @@ class LSDA(BaseModule):
                    device: torch.device) -> Tensor:
         """DPB bias + padding mask: (1, heads, N, N), or (nG, heads, N, N) if padded."""
         bias = self.pos.group_bias(layout.group_h, layout.group_w).unsqueeze(0)
-        padding = cached_key_padding_mask(layout, device)  # nG, 1, N or None
+        padding = (layout.key_padding_mask(device) if torch.compiler.is_compiling() else
+                   cached_key_padding_mask(layout, device))  # nG, 1, N or None
         if padding is not None:
             bias = bias + padding.unsqueeze(1)
         return bias.to(dtype)
