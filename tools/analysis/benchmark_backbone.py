@@ -1,31 +1,45 @@
-"""Benchmark the CrossFormer backbone: fast LSDA path vs reference path vs Swin-T.
+"""Benchmark the CrossFormer backbone against its reference path, Swin-T and the matmul rate.
 
-In one process, on the same weights, the fast path (``use_fused_attn=True``)
-and the reference path (``use_fused_attn=False``) of one CrossFormer, and
-mmdet's Swin-T backbone (the settings of mmdet's
-``swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py``; the peer of similar FLOPs),
-are timed at each size, for inference and for a training step
-(forward + backward of the summed output means).
+In one process, at each size, for inference and for a training step
+(forward + backward of the summed output means), these variants take turns:
+
+* ``fast``: CrossFormer (``lda_mode='iclr'``, the released det/seg setting),
+  fast LSDA path (``use_fused_attn=True``), fp32;
+* ``ref``: the same module on the reference path (``use_fused_attn=False``);
+* ``windowed``: CrossFormer with ``lda_mode='windowed'`` (same weights), fast path;
+* ``swin``: mmdet's Swin-T backbone, the settings of mmdet's
+  ``swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py`` (the peer of similar FLOPs);
+* ``bf16``: inference with the weights and the input in bf16
+  (``model.to(torch.bfloat16)``); training under bf16 autocast (fp32 weights);
+* ``compiled``: inference of ``torch.compile(model)`` (inductor, with
+  ``freezing``, its CPU inference setting), fp32.
 
 Method:
 
-* time: median of ``--repeat`` runs after ``--warmup`` runs; the three
-  models take turns inside every repetition, so changes of machine load hit
-  them alike. ms/image = time / batch. In inference the fast path reuses its
+* time: median of ``--repeat`` runs after ``--warmup`` runs; the variants
+  take turns inside every repetition, so changes of machine load hit them
+  alike. ms/image = time / batch. In inference the fast path reuses its
   cached bias masks after the warm-up (same-size inference, its intended use).
-* peak memory, CPU: every (model, size, mode) runs once more in a fresh
+* matmul rate: the ``4096 x 4096 x 4096`` fp32 and bf16 products on the same
+  threads, in the same run: the ceiling the achieved rates are set against.
+* GFLOPs: ``mmengine.analysis.get_model_complexity_info`` at batch 1, one
+  multiply-add counted as one FLOP (the papers' convention), so GFLOP/s and the
+  matmul rate (G multiply-adds/s) compare directly. CrossFormer is counted on
+  its reference path (mmengine's JIT counter does not see the fused SDPA
+  kernel; both paths compute the same function), each ``lda_mode`` apart. A
+  training step counts 3x the forward.
+* accuracy: max|fast - ref| over the outputs; bf16 against the fp32 fast
+  path, per stage, as max|bf16 - fp32| / max|fp32|.
+* compile: graph breaks from ``torch._dynamo.explain`` (train, ``no_grad``,
+  ``inference_mode``) at the first size; compiled frames per size (1 = no
+  recompile after the first call).
+* peak memory, CPU: every (fp32 variant, size, mode) runs once more in a fresh
   spawned process; the kernel's peak-RSS counter (``VmHWM``) is reset just
   before the step (``/proc/self/clear_refs``) and the peak minus the RSS before
   the step is reported: what the step adds (activations, gradients, caches).
-  A fresh process is needed because the allocator keeps freed memory resident.
-  GPU: ``torch.cuda.max_memory_allocated()`` minus the memory allocated before the step.
-* GFLOPs: ``mmengine.analysis.get_model_complexity_info`` at batch 1, one
-  multiply-add counted as one FLOP (the convention of the papers' FLOPs).
-  CrossFormer is counted on its reference path: mmengine's JIT counter does
-  not see the fused SDPA kernel, and both paths compute the same function.
-  Achieved GFLOP/s = GFLOPs per image / s per image; a training step is counted
-  as 3x the forward FLOPs (forward + backward, the usual estimate).
-* GPU (when CUDA is present): fp16 autocast (AMP), synchronised timings.
+  GPU: ``torch.cuda.max_memory_allocated()`` minus the memory allocated before.
+* GPU (when CUDA is present): the fp32 variants run under fp16 autocast (AMP),
+  synchronised; the targets are CPU targets and are not checked.
 
 Example::
 
@@ -34,6 +48,7 @@ Example::
 """
 import argparse
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -43,26 +58,30 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+import torch._dynamo as dynamo
 import torch.nn as nn
 from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.utils import ProgressBar, get_installed_path
+from torch._dynamo.testing import CompileCounterWithBackend
 
 from crossformer_mm.models.backbones import CrossFormer
 from crossformer_mm.models.backbones.crossformer import ARCH_SETTINGS
-from crossformer_mm.models.layers import LSDA
+from crossformer_mm.utils.benchmark import DENSE_SETTINGS, select_path, synchronize, time_matmul
 
+Size = Tuple[int, int]
 #: Swin-T as in mmdet's Mask R-CNN Swin-T config (the FLOPs peer of CrossFormer-S).
 SWIN_T_CONFIG = 'swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
-#: CrossFormer settings of the detection / segmentation configs.
-DENSE_SETTINGS = dict(group_size=(7, 7, 7, 7), crs_interval=(8, 4, 2, 1), drop_path_rate=0.2)
 MODES = ('infer', 'train')
-MODELS = ('fast', 'ref', 'swin')
-TARGETS = dict(infer_speedup=1.5, train_speedup=1.3, memory_ratio=1.0, gflops_ratio_swin=1.0)
+VARIANTS = ('fast', 'ref', 'windowed', 'swin', 'bf16', 'compiled')
+FP32_VARIANTS = ('fast', 'ref', 'windowed', 'swin')
+MATMUL_SIZE = 4096
+GRAD_MODES = dict(train=(True, torch.enable_grad), no_grad=(False, torch.no_grad),
+                  inference_mode=(False, torch.inference_mode))
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,6 +97,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
     parser.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'],
                         help="'auto': cuda when available")
+    parser.add_argument('--no-compile', action='store_true',
+                        help='skip the torch.compile row and checks (about a minute per size)')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory measurements (fresh processes)')
     parser.add_argument('--out', help='write the results to this json file')
@@ -92,7 +113,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def parse_size(text: str, parser: argparse.ArgumentParser) -> Tuple[int, int]:
+def parse_size(text: str, parser: argparse.ArgumentParser) -> Size:
     match = re.fullmatch(r'(\d+)x(\d+)', text)
     if not match or min(int(match[1]), int(match[2])) < 32:
         parser.error(f'--sizes: expected HxW with H, W >= 32 (e.g. 800x1216), got {text!r}')
@@ -111,65 +132,88 @@ def quiet_logger(level: int = logging.ERROR):
         logger.setLevel(previous)
 
 
-def build_models(arch: str) -> Tuple[CrossFormer, nn.Module]:
-    """One CrossFormer (both paths) and mmdet's Swin-T, randomly initialised."""
+def build_swin() -> nn.Module:
+    """mmdet's Swin-T backbone, randomly initialised."""
     from mmdet.models.backbones import SwinTransformer
-    crossformer = CrossFormer(arch=arch, **DENSE_SETTINGS)
-    crossformer.init_weights()
-    swin_cfg = Config.fromfile(
+    cfg = Config.fromfile(
         osp.join(get_installed_path('mmdet'), '.mim', 'configs', SWIN_T_CONFIG)).model.backbone
-    swin_cfg = {k: v for k, v in swin_cfg.items() if k not in ('type', 'init_cfg')}
-    swin = SwinTransformer(**dict(swin_cfg, convert_weights=False))
+    cfg = {k: v for k, v in cfg.items() if k not in ('type', 'init_cfg')}
+    swin = SwinTransformer(**dict(cfg, convert_weights=False))
     with quiet_logger():  # 'no pre-trained weights': random weights are intended
         swin.init_weights()
-    return crossformer, swin
+    return swin
 
 
-def select_path(crossformer: CrossFormer, fast: bool) -> CrossFormer:
-    """Switch every LSDA of ``crossformer`` to the fast or the reference path."""
-    for module in crossformer.modules():
-        if isinstance(module, LSDA):
-            module.use_fused_attn = fast
-    return crossformer
+def build_crossformers(arch: str) -> Tuple[CrossFormer, CrossFormer]:
+    """CrossFormer in 'iclr' and in 'windowed' mode with the same random weights."""
+    iclr = CrossFormer(arch=arch, lda_mode='iclr', **DENSE_SETTINGS)
+    iclr.init_weights()
+    windowed = CrossFormer(arch=arch, lda_mode='windowed', **DENSE_SETTINGS)
+    windowed.load_state_dict(iclr.state_dict())
+    return iclr, windowed
 
 
-def model_for(name: str, crossformer: CrossFormer, swin: nn.Module) -> nn.Module:
-    return swin if name == 'swin' else select_path(crossformer, name == 'fast')
+class Variants:
+    """The benchmarked models, and one step of each variant."""
+
+    def __init__(self, arch: str, device: str, compile_models: bool) -> None:
+        self.device = device
+        self.iclr, self.windowed = (m.to(device) for m in build_crossformers(arch))
+        self.swin = build_swin().to(device)
+        self.bf16 = copy.deepcopy(self.iclr).to(torch.bfloat16)
+        self.compile_counter = None
+        self.compiled = None
+        if compile_models:
+            torch._inductor.config.freezing = True  # constant weights: folded, prepacked
+            self.compile_counter = CompileCounterWithBackend('inductor')
+            self.compiled = torch.compile(copy.deepcopy(self.iclr).eval(), dynamic=False,
+                                          backend=self.compile_counter)
+        self.amp = torch.float16 if device == 'cuda' else None
+
+    def names(self, mode: str) -> List[str]:
+        return [name for name in VARIANTS
+                if not (name == 'compiled' and (self.compiled is None or mode != 'infer'))]
+
+    def step(self, name: str, inputs: torch.Tensor, mode: str) -> Tuple[torch.Tensor, ...]:
+        """One inference (no grad) or training (forward + backward) step of ``name``."""
+        if name == 'bf16':
+            if mode == 'infer':
+                return run_step(self.bf16, inputs.to(torch.bfloat16), mode)
+            return run_step(select_path(self.iclr, True), inputs, mode, torch.bfloat16)
+        if name == 'compiled':
+            return run_step(self.compiled, inputs, mode)
+        model = dict(fast=self.iclr, ref=self.iclr, windowed=self.windowed, swin=self.swin)[name]
+        if name in ('fast', 'ref'):
+            select_path(model, name == 'fast')
+        return run_step(model, inputs, mode, self.amp)
 
 
-def autocast(device: str):
-    if device == 'cuda':
-        return torch.autocast('cuda', dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def run_step(model: nn.Module, inputs: torch.Tensor, mode: str, device: str):
-    """One inference (no grad) or training (forward + backward) step."""
+def run_step(model: nn.Module, inputs: torch.Tensor, mode: str,
+             autocast: Optional[torch.dtype] = None) -> Tuple[torch.Tensor, ...]:
+    """One inference (no grad) or training (forward + backward) step, optionally under autocast."""
+    context = (torch.autocast(inputs.device.type, dtype=autocast) if autocast else
+               contextlib.nullcontext())
     model.train(mode == 'train')
     if mode == 'infer':
-        with torch.no_grad(), autocast(device):
+        with torch.no_grad(), context:
             return model(inputs)
     model.zero_grad(set_to_none=True)
-    with autocast(device):
+    with context:
         outs = model(inputs)
     sum(out.float().mean() for out in outs).backward()
     return outs
 
 
-def synchronize(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def time_models(crossformer, swin, inputs, mode, args, progress) -> Dict[str, List[float]]:
-    """Seconds per step of each model, the models taking turns."""
-    times: Dict[str, List[float]] = {name: [] for name in MODELS}
+def time_variants(variants: Variants, inputs: torch.Tensor, mode: str, args,
+                  progress: ProgressBar) -> Dict[str, List[float]]:
+    """Seconds per step of each variant, the variants taking turns."""
+    names = variants.names(mode)
+    times: Dict[str, List[float]] = {name: [] for name in names}
     for run in range(args.warmup + args.repeat):
-        for name in MODELS:
-            model = model_for(name, crossformer, swin)
+        for name in names:
             synchronize(args.device)
             start = time.perf_counter()
-            run_step(model, inputs, mode, args.device)
+            variants.step(name, inputs, mode)
             synchronize(args.device)
             if run >= args.warmup:
                 times[name].append(time.perf_counter() - start)
@@ -177,14 +221,42 @@ def time_models(crossformer, swin, inputs, mode, args, progress) -> Dict[str, Li
     return times
 
 
-def max_output_difference(crossformer, inputs, device) -> float:
-    """max |fast - ref| over the backbone outputs (the paths compute the same function)."""
-    outs = [run_step(select_path(crossformer, fast), inputs, 'infer', device)
-            for fast in (True, False)]
-    return max(float((a.float() - b.float()).abs().max()) for a, b in zip(*outs))
+def relative_error(outs: Tuple[torch.Tensor, ...], refs: Tuple[torch.Tensor, ...]) -> List[float]:
+    """Per stage max|out - ref| / max|ref| (inf where ``out`` is not finite)."""
+    return [float((o.float() - r).abs().max() / r.abs().max()) if torch.isfinite(o).all()
+            else float('inf') for o, r in zip(outs, refs)]
 
 
-def count_gflops(model: nn.Module, size: Tuple[int, int], device: str) -> float:
+def accuracy(variants: Variants, inputs: torch.Tensor) -> dict:
+    """max|fast - ref|, the bf16 errors per stage, and finiteness of a bf16 training step."""
+    fast = variants.step('fast', inputs, 'infer')
+    ref = variants.step('ref', inputs, 'infer')
+    bf16_outs = variants.step('bf16', inputs, 'train')
+    grads_finite = all(torch.isfinite(p.grad).all() for p in variants.iclr.parameters()
+                       if p.grad is not None)
+    result = dict(
+        max_abs_fast_vs_ref=max(float((a - b).abs().max()) for a, b in zip(fast, ref)),
+        bf16_infer_relative_error=relative_error(variants.step('bf16', inputs, 'infer'), fast),
+        bf16_train_finite=bool(grads_finite and all(torch.isfinite(o).all() for o in bf16_outs)))
+    if variants.compiled is not None:
+        result['compiled_relative_error'] = relative_error(
+            variants.step('compiled', inputs, 'infer'), fast)
+    return result
+
+
+def graph_breaks(model: nn.Module, inputs: torch.Tensor) -> Dict[str, int]:
+    """``torch._dynamo.explain`` graph breaks of ``model`` in each grad mode."""
+    breaks = {}
+    for name, (train, context) in GRAD_MODES.items():
+        model.train(train)
+        dynamo.reset()
+        with context():
+            breaks[name] = dynamo.explain(model)(inputs).graph_break_count
+    dynamo.reset()
+    return breaks
+
+
+def count_gflops(model: nn.Module, size: Size, device: str) -> float:
     """mmengine's forward GFLOPs (multiply-adds) of one image."""
     inputs = torch.randn(1, 3, *size, device=device)
     model.eval()
@@ -194,18 +266,27 @@ def count_gflops(model: nn.Module, size: Tuple[int, int], device: str) -> float:
     return info['flops'] / 1e9
 
 
+def matmul_rates(device: str) -> Dict[str, float]:
+    """G multiply-adds/s of the fp32 and bf16 ``4096^3`` products."""
+    return {name: MATMUL_SIZE ** 3 / time_matmul(MATMUL_SIZE, dtype, device) / 1e9
+            for name, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16))}
+
+
 def _status_kib(key: str) -> int:
     with open('/proc/self/status') as f:
         return int(re.search(rf'^{key}:\s+(\d+) kB', f.read(), re.M)[1])
 
 
-def measure_peak_memory(arch: str, name: str, size: Tuple[int, int], mode: str, batch: int,
+def measure_peak_memory(arch: str, name: str, size: Size, mode: str, batch: int,
                         threads: int) -> Optional[float]:
-    """MiB a single CPU step adds to the RSS at its peak (run in a fresh process)."""
+    """MiB a single CPU step of an fp32 variant adds to the RSS at its peak
+    (run in a fresh process)."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    crossformer, swin = build_models(arch)
-    model = model_for(name, crossformer, swin)
+    iclr, windowed = build_crossformers(arch)
+    model = dict(fast=iclr, ref=iclr, windowed=windowed)[name] if name != 'swin' else build_swin()
+    if name in ('fast', 'ref'):
+        select_path(model, name == 'fast')
     inputs = torch.randn(batch, 3, *size)
     try:
         with open('/proc/self/clear_refs', 'w') as f:
@@ -213,33 +294,34 @@ def measure_peak_memory(arch: str, name: str, size: Tuple[int, int], mode: str, 
     except OSError:
         return None  # not Linux, or not allowed: no peak-RSS reset
     before = _status_kib('VmRSS')
-    run_step(model, inputs, mode, 'cpu')
+    run_step(model, inputs, mode)
     return (_status_kib('VmHWM') - before) / 1024
 
 
-def measure_cuda_memory(model, inputs, mode) -> float:
+def measure_cuda_memory(step: Callable[[], object]) -> float:
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
-    run_step(model, inputs, mode, 'cuda')
+    step()
     torch.cuda.synchronize()
     return (torch.cuda.max_memory_allocated() - before) / 2**20
 
 
-def peak_memories(args, crossformer, swin, logger) -> Dict[Tuple, Optional[float]]:
-    """Peak memory of every (model, size, mode)."""
-    tasks = [(name, size, mode) for size in args.sizes for mode in args.modes for name in MODELS]
-    memories: Dict[Tuple, Optional[float]] = {}
+def peak_memories(args, variants: Variants, logger) -> Dict[Tuple, Optional[float]]:
+    """Peak memory of every (fp32 variant, size, mode)."""
+    tasks = [(name, size, mode) for size in args.sizes for mode in args.modes
+             for name in FP32_VARIANTS]
     if args.no_memory:
-        return {task: None for task in tasks}
+        return {}
     logger.info(f'peak memory: {len(tasks)} steps, each in a fresh process' if args.device ==
                 'cpu' else 'peak memory: torch.cuda.max_memory_allocated')
+    memories: Dict[Tuple, Optional[float]] = {}
     progress = ProgressBar(len(tasks))
     if args.device == 'cuda':
         for name, size, mode in tasks:
             inputs = torch.randn(args.batch, 3, *size, device='cuda')
-            model = model_for(name, crossformer, swin)
-            memories[(name, size, mode)] = measure_cuda_memory(model, inputs, mode)
+            memories[(name, size, mode)] = measure_cuda_memory(
+                lambda: variants.step(name, inputs, mode))
             progress.update()
     else:  # one fresh interpreter per step (max_tasks_per_child=1)
         with ProcessPoolExecutor(1, mp_context=get_context('spawn'),
@@ -253,40 +335,97 @@ def peak_memories(args, crossformer, swin, logger) -> Dict[Tuple, Optional[float
     return memories
 
 
-def summarise(args, timings, memories, gflops, differences) -> dict:
-    """Results per (size, mode, model) and the ratios."""
-    labels = dict(fast=f'CrossFormer-{args.arch} fast', ref=f'CrossFormer-{args.arch} ref',
-                  swin='Swin-T (mmdet)')
-    rows, ratios = [], []
-    for size in args.sizes:
-        for mode in args.modes:
-            per_model = {}
-            for name in MODELS:
-                seconds = statistics.median(timings[(size, mode)][name]) / args.batch
-                flops = gflops[(size, 'swin' if name == 'swin' else 'crossformer')]
-                flops *= 3 if mode == 'train' else 1
-                per_model[name] = dict(
-                    size=list(size), mode=mode, model=labels[name],
-                    ms_per_image=1000 * seconds,
-                    runs_ms=[1000 * t / args.batch for t in timings[(size, mode)][name]],
-                    peak_memory_mib=memories[(name, size, mode)],
-                    gflops_per_image=flops, gflops_per_s=flops / seconds)
-            rows.extend(per_model.values())
-            fast, ref, swin = per_model['fast'], per_model['ref'], per_model['swin']
-            memory_ratio = (fast['peak_memory_mib'] / ref['peak_memory_mib']
-                            if ref['peak_memory_mib'] else None)
-            ratios.append(dict(
-                size=list(size), mode=mode,
-                speedup_fast_vs_ref=ref['ms_per_image'] / fast['ms_per_image'],
-                memory_fast_vs_ref=memory_ratio,
-                time_crossformer_fast_vs_swin=fast['ms_per_image'] / swin['ms_per_image'],
-                gflops_per_s_crossformer_fast_vs_swin=fast['gflops_per_s'] / swin['gflops_per_s'],
-                max_abs_output_difference_fast_vs_ref=differences[size]))
-    return dict(rows=rows, ratios=ratios)
+LABELS = dict(fast='{arch} iclr fast', ref='{arch} iclr reference', windowed='{arch} windowed fast',
+              swin='Swin-T (mmdet)', bf16='{arch} iclr bf16', compiled='{arch} iclr compiled')
+FLOPS_OF = dict(fast='iclr', ref='iclr', bf16='iclr', compiled='iclr', windowed='windowed',
+                swin='swin')
+
+
+def summarise(args, timings, memories, gflops) -> List[dict]:
+    """One row per (size, mode, variant)."""
+    rows = []
+    arch = f'CrossFormer-{args.arch}'
+    for (size, mode), per_variant in timings.items():
+        for name, runs in per_variant.items():
+            seconds = statistics.median(runs) / args.batch
+            flops = gflops[(size, FLOPS_OF[name])] * (3 if mode == 'train' else 1)
+            rows.append(dict(
+                size=list(size), mode=mode, variant=name,
+                model=LABELS[name].format(arch=arch) + (
+                    ' (weights)' if name == 'bf16' and mode == 'infer' else
+                    ' (autocast)' if name == 'bf16' else ''),
+                ms_per_image=1000 * seconds, runs_ms=[1000 * t / args.batch for t in runs],
+                peak_memory_mib=memories.get((name, size, mode)),
+                gflops_per_image=flops, gflops_per_s=flops / seconds))
+    return rows
+
+
+def check_targets(results: dict) -> List[dict]:
+    """The CPU targets, from the rows, the matmul rates and the checks."""
+    rows = {(tuple(r['size']), r['mode'], r['variant']): r for r in results['rows']}
+    matmul = results['matmul_gmacs']['fp32']
+    checks = []
+
+    def add(name: str, value: Optional[float], op: str, target: float) -> None:
+        if value is not None:
+            met = value >= target if op == '>=' else value <= target
+            checks.append(dict(name=name, value=value, op=op, target=target, met=bool(met)))
+
+    def ms(size, mode, variant) -> Optional[float]:
+        row = rows.get((size, mode, variant))
+        return row['ms_per_image'] if row else None
+
+    def ratio(size, mode, slow, fast) -> Optional[float]:
+        a, b = ms(size, mode, slow), ms(size, mode, fast)
+        return a / b if a and b else None
+
+    for size, checked in results['checks'].items():
+        size = tuple(int(v) for v in size.split('x'))
+        tag = 'x'.join(map(str, size))
+        add(f'{tag} max|fast - ref| (fp32 outputs)', checked['max_abs_fast_vs_ref'], '<=', 1e-5)
+        for mode in MODES:
+            fast, ref = rows.get((size, mode, 'fast')), rows.get((size, mode, 'ref'))
+            if fast and ref and fast['peak_memory_mib'] and ref['peak_memory_mib']:
+                add(f'{tag} {mode} peak memory fast / ref',
+                    fast['peak_memory_mib'] / ref['peak_memory_mib'], '<=', 1.0)
+        if size == (800, 1216):
+            add('800x1216 infer fast / ref speed-up', ratio(size, 'infer', 'ref', 'fast'), '>=', 1.5)
+            add('800x1216 train fast / ref speed-up', ratio(size, 'train', 'ref', 'fast'), '>=', 1.3)
+            add('800x1216 train windowed speed / Swin-T speed',
+                ratio(size, 'train', 'swin', 'windowed'), '>=', 1.0)
+            add('800x1216 infer iclr speed / Swin-T speed', ratio(size, 'infer', 'swin', 'fast'),
+                '>=', 1.0)
+            for mode, target in (('train', 0.70), ('infer', 0.75)):
+                row = rows.get((size, mode, 'fast'))
+                add(f'800x1216 {mode} iclr GFLOP/s / fp32 matmul rate',
+                    row['gflops_per_s'] / matmul if row else None, '>=', target)
+            add('800x1216 infer bf16 (weights) / fp32 speed-up',
+                ratio(size, 'infer', 'fast', 'bf16'), '>=', 1.8)
+            add('800x1216 infer bf16 max per-stage error / max|fp32|',
+                max(checked['bf16_infer_relative_error']), '<=', 2e-2)
+            add('800x1216 train bf16 (autocast) / fp32 speed-up',
+                ratio(size, 'train', 'fast', 'bf16'), '>=', 1.4)
+            add('800x1216 train bf16 finite (1 = yes)', float(checked['bf16_train_finite']),
+                '>=', 1)
+            add('800x1216 infer compiled / eager speed-up',
+                ratio(size, 'infer', 'fast', 'compiled'), '>=', 1.15)
+        if size == (512, 512):
+            add('512x512 train fast / ref speed-up', ratio(size, 'train', 'ref', 'fast'), '>=', 1.5)
+        if 'compiled_frames' in checked:
+            add(f'{tag} compiled frames (1 = no recompile)', checked['compiled_frames'], '<=', 1)
+    for mode, count in results.get('graph_breaks', {}).items():
+        add(f'graph breaks ({mode})', count, '<=', 0)
+    return checks
+
+
+def _short(value) -> str:
+    if isinstance(value, list):
+        return '[' + ', '.join(map(_short, value)) + ']'
+    return f'{value:.2g}' if isinstance(value, float) else str(value)
 
 
 def format_report(results: dict) -> str:
-    fmt = '{:<10} {:<6} {:<22} {:>9} {:>12} {:>8} {:>9}'
+    fmt = '{:<10} {:<6} {:<36} {:>9} {:>9} {:>8} {:>9}'
     lines = [fmt.format('size', 'mode', 'model', 'ms/image', 'peak MiB', 'GFLOPs', 'GFLOP/s')]
     for row in results['rows']:
         memory = row['peak_memory_mib']
@@ -294,39 +433,16 @@ def format_report(results: dict) -> str:
             'x'.join(map(str, row['size'])), row['mode'], row['model'],
             f"{row['ms_per_image']:.0f}", '-' if memory is None else f'{memory:.0f}',
             f"{row['gflops_per_image']:.1f}", f"{row['gflops_per_s']:.1f}"))
-    lines.append('')
-    for ratio in results['ratios']:
-        size, mode = 'x'.join(map(str, ratio['size'])), ratio['mode']
-        memory = ratio['memory_fast_vs_ref']
-        lines.append(
-            f"{size} {mode}: fast/ref speed-up {ratio['speedup_fast_vs_ref']:.2f}x, "
-            f"memory fast/ref {'-' if memory is None else f'{memory:.2f}'}, "
-            'GFLOP/s CrossFormer(fast)/Swin-T '
-            f"{ratio['gflops_per_s_crossformer_fast_vs_swin']:.2f}, "
-            f"time CrossFormer(fast)/Swin-T {ratio['time_crossformer_fast_vs_swin']:.2f}, "
-            f"max|fast-ref| {ratio['max_abs_output_difference_fast_vs_ref']:.1e}")
+    lines.append('matmul 4096^3 on the same threads: ' + ', '.join(
+        f'{name} {rate:.1f} G multiply-adds/s' for name, rate in results['matmul_gmacs'].items()))
+    for size, checked in results['checks'].items():
+        lines.append(f'{size}: ' + ', '.join(f'{key} {_short(value)}' for key, value in checked.items()))
+    if results.get('graph_breaks'):
+        lines.append(f"graph breaks: {results['graph_breaks']}")
+    for check in results['targets']:
+        lines.append(f"{check['name']}: {check['value']:.3g} (target {check['op']} "
+                     f"{check['target']:g}) {'met' if check['met'] else 'MISSED'}")
     return '\n'.join(lines)
-
-
-def check_targets(results: dict) -> List[str]:
-    """The issue's CPU targets at 800x1216 (when measured)."""
-    checks = []
-    for ratio in results['ratios']:
-        if ratio['size'] != [800, 1216]:
-            continue
-        key = f"{ratio['mode']}_speedup"
-        checks.append((f"{ratio['mode']} speed-up fast/ref", ratio['speedup_fast_vs_ref'],
-                       '>=', TARGETS[key]))
-        if ratio['memory_fast_vs_ref'] is not None:
-            checks.append((f"{ratio['mode']} peak memory fast/ref", ratio['memory_fast_vs_ref'],
-                           '<=', TARGETS['memory_ratio']))
-        if ratio['mode'] == 'infer':
-            checks.append(('infer GFLOP/s CrossFormer(fast)/Swin-T',
-                           ratio['gflops_per_s_crossformer_fast_vs_swin'], '>=',
-                           TARGETS['gflops_ratio_swin']))
-    return [f"{name}: {value:.2f} (target {op} {target}) "
-            f"{'met' if (value >= target if op == '>=' else value <= target) else 'MISSED'}"
-            for name, value, op, target in checks]
 
 
 def main() -> None:
@@ -337,39 +453,49 @@ def main() -> None:
     logger.info(f'torch {torch.__version__}, device {args.device}, threads {args.threads}, '
                 f'batch {args.batch}, load average {load_before[0]:.2f}')
     torch.manual_seed(0)
-    crossformer, swin = build_models(args.arch)
-    crossformer.to(args.device)
-    swin.to(args.device)
+    variants = Variants(args.arch, args.device, compile_models=not args.no_compile)
 
     logger.info('GFLOPs (mmengine, CrossFormer on its reference path)')
     gflops = {}
     for size in args.sizes:
-        gflops[(size, 'crossformer')] = count_gflops(select_path(crossformer, False), size,
-                                                     args.device)
-        gflops[(size, 'swin')] = count_gflops(swin, size, args.device)
+        for key, model in (('iclr', variants.iclr), ('windowed', variants.windowed)):
+            select_path(model, False)
+            gflops[(size, key)] = count_gflops(model, size, args.device)
+            select_path(model, True)
+        gflops[(size, 'swin')] = count_gflops(variants.swin, size, args.device)
 
-    timings, differences = {}, {}
-    logger.info(f'timing: {args.warmup} warm-up + {args.repeat} timed runs per model')
-    progress = ProgressBar(len(args.sizes) * len(args.modes) * len(MODELS) *
+    results: dict = dict(checks={})
+    if not args.no_compile:
+        logger.info('graph breaks (torch._dynamo.explain) at the first size')
+        results['graph_breaks'] = graph_breaks(
+            variants.iclr, torch.randn(args.batch, 3, *args.sizes[0], device=args.device))
+
+    logger.info(f'timing: {args.warmup} warm-up + {args.repeat} timed runs per variant')
+    progress = ProgressBar(len(args.sizes) * sum(len(variants.names(m)) for m in args.modes) *
                            (args.warmup + args.repeat))
+    timings = {}
     for size in args.sizes:
         inputs = torch.randn(args.batch, 3, *size, device=args.device)
-        differences[size] = max_output_difference(crossformer, inputs, args.device)
+        frames_before = variants.compile_counter.frame_count if variants.compile_counter else 0
+        checked = accuracy(variants, inputs)  # compiles the size first, when compiling
         for mode in args.modes:
-            timings[(size, mode)] = time_models(crossformer, swin, inputs, mode, args, progress)
+            timings[(size, mode)] = time_variants(variants, inputs, mode, args, progress)
+        if variants.compiled is not None:
+            checked['compiled_frames'] = variants.compile_counter.frame_count - frames_before
+        results['checks']['x'.join(map(str, size))] = checked
     progress.file.write('\n')
-    memories = peak_memories(args, crossformer, swin, logger)
+    results['matmul_gmacs'] = matmul_rates(args.device)
+    memories = peak_memories(args, variants, logger)
 
-    results = summarise(args, timings, memories, gflops, differences)
+    results['rows'] = summarise(args, timings, memories, gflops)
     load_after = os.getloadavg()
     results['env'] = dict(
         torch=torch.__version__, device=args.device, threads=args.threads, batch=args.batch,
         arch=args.arch, repeat=args.repeat, warmup=args.warmup, amp=args.device == 'cuda',
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
         load_average_before=load_before, load_average_after=load_after)
-    targets = check_targets(results) if args.device == 'cpu' else []
-    results['targets'] = targets
-    logger.info('\n' + format_report(results) + ''.join('\n' + t for t in targets) +
+    results['targets'] = check_targets(results) if args.device == 'cpu' else []
+    logger.info('\n' + format_report(results) +
                 f'\nload average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

@@ -58,10 +58,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from crossformer_mm.utils.benchmark import DENSE_SETTINGS, select_path, synchronize, time_matmul
+
 Size = Tuple[int, int]
 
-#: CrossFormer settings of the detection / segmentation configs.
-DENSE_SETTINGS = dict(group_size=(7, 7, 7, 7), crs_interval=(8, 4, 2, 1), drop_path_rate=0.2)
 LDA_MODES = ('iclr', 'windowed')
 TOLERANCE = 1e-4
 #: A reference gradient below this fraction of the model's largest one is zero
@@ -115,11 +115,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # helpers ----------------------------------------------------------------------
-def synchronize(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
 def autocast(device: str, precision: str):
     """Autocast to ``precision`` ('fp32': none)."""
     if precision == 'fp32':
@@ -163,15 +158,6 @@ def build_swin(size: Size, device: str) -> nn.Module:
     import timm
     return timm.create_model(SWIN_T, pretrained=False, features_only=True, img_size=size,
                              drop_path_rate=0.2).to(device)
-
-
-def select_path(model: nn.Module, fast: bool) -> nn.Module:
-    """Switch every LSDA of a CrossFormer to the fast or the reference path."""
-    from crossformer_mm.models.layers import LSDA
-    for module in model.modules():
-        if isinstance(module, LSDA):
-            module.use_fused_attn = fast
-    return model
 
 
 def forward_backward(model: nn.Module, inputs: torch.Tensor, device: str,
@@ -329,18 +315,9 @@ def matmul_peak(device: str, n: int, precisions: Sequence[str]) -> dict:
     settings = [(p, False) for p in precisions] + ([('tf32', True)] if device == 'cuda' else [])
     for name, allow_tf32 in settings:
         dtype = DTYPES['fp32' if name == 'tf32' else name]
-        a = torch.randn(n, n, device=device, dtype=dtype)
-        b = torch.randn(n, n, device=device, dtype=dtype)
-        times = []
         with tf32(allow_tf32):
-            for run in range(13):
-                synchronize(device)
-                start = time.perf_counter()
-                a @ b
-                synchronize(device)
-                if run >= 3:
-                    times.append(time.perf_counter() - start)
-        rates[name] = 2 * n ** 3 / statistics.median(times) / 1e12
+            seconds = time_matmul(n, dtype, device, repeat=10, warmup=3)
+        rates[name] = 2 * n ** 3 / seconds / 1e12
         log(f'matmul {n}^3 {name}: {rates[name]:.3g} TFLOP/s')
     return dict(n=n, tflops=rates, note='fp32 = TF32 off; tf32 = fp32 inputs, TF32 on')
 
