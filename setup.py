@@ -60,7 +60,7 @@ setup(
     # and mmcv; each toolbox part is an extra. The versions this project tests
     # together are pinned once, in requirements/constraints.txt (`make install`).
     install_requires=[
-        'torch>=2.0',
+        'torch>=2.3',  # torch.compiler.is_compiling, the CPU flash kernel with log-sum-exp
         'numpy',
         'mmengine>=0.10,<1',
         'mmcv>=2.0,<3',
