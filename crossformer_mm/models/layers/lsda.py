@@ -24,11 +24,12 @@ small input never changes how later inputs are processed.
 Padded positions are zeros on the right / bottom; they are masked as keys and
 cropped from the output.
 """
+import functools
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -166,6 +167,20 @@ def _flash_cpu(q: Tensor, k: Tensor, v: Tensor, bias: Tensor,
         q, k, v, attn_mask=bias, scale=scale)
 
 
+def attend_per_image(attend: Callable, q: Tensor, k: Tensor, v: Tensor, mask: Tensor):
+    """``attend(q, k, v, mask)`` for q, k, v of (B * nG, heads, N, d) and a mask
+    of (1 or nG, heads, N, N): one call, or one per image where a per-group
+    mask does not broadcast over B * nG (outputs, or each output, concatenated)."""
+    groups = mask.shape[0]
+    if groups in (1, q.shape[0]):
+        return attend(q, k, v, mask)
+    parts = [attend(q[i:i + groups], k[i:i + groups], v[i:i + groups], mask)
+             for i in range(0, q.shape[0], groups)]
+    if isinstance(parts[0], Tensor):
+        return torch.cat(parts)
+    return tuple(torch.cat(outputs) for outputs in zip(*parts))
+
+
 class BiasedFlashAttention(torch.autograd.Function):
     """``O = softmax(q k^T * scale + M) v`` on the CPU flash kernel, with the
     gradients of q, k, v **and** of the additive mask ``M``.
@@ -191,20 +206,15 @@ class BiasedFlashAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
-        groups = mask.shape[0]
-        if groups in (1, q.shape[0]):
-            out, lse = _flash_cpu(q, k, v, mask, scale)
-        else:  # a per-group mask does not broadcast over B * nG: one call per image
-            out, lse = (torch.cat(parts) for parts in zip(*(
-                _flash_cpu(q[i:i + groups], k[i:i + groups], v[i:i + groups], mask, scale)
-                for i in range(0, q.shape[0], groups))))
+        out, lse = attend_per_image(functools.partial(_flash_cpu, scale=scale), q, k, v, mask)
         ctx.save_for_backward(q, k, v, mask, out, lse)
         ctx.scale = scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        q, k, v, mask, out, lse = (t.float() for t in ctx.saved_tensors)
+        saved = ctx.saved_tensors
+        q, k, v, mask, out, lse = (t.float() for t in saved)
         grad_out = grad_out.float()
         groups, heads, N, d = q.shape
         neg_delta = (grad_out * out).sum(-1, keepdim=True).neg_()  # -rowsum(dO * O)
@@ -233,10 +243,9 @@ class BiasedFlashAttention(torch.autograd.Function):
                         grad_mask[0, h] += scores_grad.sum(0)
                     else:
                         grad_mask[rows, h] += scores_grad
-        dtype = ctx.saved_tensors[0].dtype
         grad_q, grad_k = grad_q.mul_(ctx.scale), grad_k.mul_(ctx.scale)
-        return (*(t.transpose(0, 1).to(dtype) for t in (grad_q, grad_k, grad_v)),
-                grad_mask.to(ctx.saved_tensors[3].dtype), None)
+        return (*(t.transpose(0, 1).to(saved[0].dtype) for t in (grad_q, grad_k, grad_v)),
+                grad_mask.to(saved[3].dtype), None)
 
 
 @MODELS.register_module()
@@ -402,16 +411,8 @@ class LSDA(BaseModule):
 
     def _sdpa(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, dropout_p: float) -> Tensor:
         """:func:`F.scaled_dot_product_attention` with a (1 or nG, heads, N, N) mask."""
-        groups = mask.shape[0]
-        if groups in (1, q.shape[0]):
-            return F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=self.scale)
-        # a per-group mask does not broadcast over B * nG: one call per image
-        return torch.cat([
-            F.scaled_dot_product_attention(
-                q[i:i + groups], k[i:i + groups], v[i:i + groups], attn_mask=mask,
-                dropout_p=dropout_p, scale=self.scale)
-            for i in range(0, q.shape[0], groups)])
+        return attend_per_image(functools.partial(
+            F.scaled_dot_product_attention, dropout_p=dropout_p, scale=self.scale), q, k, v, mask)
 
     def _masked_attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
         """Explicit ``softmax(q k^T * scale + mask) v`` with the folded mask
