@@ -7,17 +7,19 @@ import time
 import torch
 import torch.nn as nn
 
-from crossformer_mm.models.layers import LSDA
+from crossformer_mm.models.layers import LSDA, Linear
 
 #: CrossFormer settings of the detection / segmentation configs.
 DENSE_SETTINGS = dict(group_size=(7, 7, 7, 7), crs_interval=(8, 4, 2, 1), drop_path_rate=0.2)
 
 
 def select_path(model: nn.Module, fast: bool) -> nn.Module:
-    """Switch every LSDA of ``model`` to the fast or the reference path."""
+    """Switch every LSDA and linear of ``model`` to the fast or the reference path."""
     for module in model.modules():
         if isinstance(module, LSDA):
             module.use_fused_attn = fast
+        elif isinstance(module, Linear):
+            module.use_onednn = fast
     return model
 
 

@@ -7,21 +7,27 @@ from mmengine.model import BaseModule
 from crossformer_mm.registry import MODELS
 from torch import Tensor
 
+from .linear import Linear
 from .lsda import LSDA
 
 
 class Mlp(nn.Module):
-    """Token-wise ``fc1 -> GELU -> fc2`` with dropout (key names of the original)."""
+    """Token-wise ``fc1 -> GELU -> fc2`` with dropout (key names of the original).
 
-    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.) -> None:
+    The GELU is exact (erf), computed in ``fc1``'s kernel on the oneDNN path
+    (:mod:`.linear`).
+    """
+
+    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.,
+                 use_onednn: bool = True) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(embed_dims, hidden_dims)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        self.fc1 = Linear(embed_dims, hidden_dims, use_onednn=use_onednn)
+        self.fc2 = Linear(hidden_dims, embed_dims, use_onednn=use_onednn)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        """(..., C) -> (..., C)."""
+        return self.drop(self.fc2(self.drop(self.fc1(x, activation='gelu'))))
 
 
 @MODELS.register_module()
@@ -45,7 +51,9 @@ class CrossFormerBlock(BaseModule):
         attn_drop_rate (float): Attention dropout. Default: 0.
         drop_path_rate (float): Stochastic depth of this block. Default: 0.
         use_acl (bool): Append the cooling layer. Default: False.
-        use_fused_attn (bool): Fused attention kernel (see :class:`LSDA`). Default: True.
+        use_fused_attn (bool): The fast kernels: fused attention (see
+            :class:`LSDA`) and oneDNN linears (see :mod:`.linear`); False
+            gives the reference path. Default: True.
     """
 
     def __init__(self,
@@ -70,7 +78,8 @@ class CrossFormerBlock(BaseModule):
                          proj_drop=drop_rate, use_fused_attn=use_fused_attn)
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
         self.norm2 = nn.LayerNorm(embed_dims)
-        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop_rate)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop_rate,
+                       use_onednn=use_fused_attn)
         self.use_acl = use_acl
         if use_acl:
             self.ex_conv = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)

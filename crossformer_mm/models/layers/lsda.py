@@ -39,6 +39,7 @@ from crossformer_mm.registry import MODELS
 from torch import Tensor
 
 from .dpb import DynamicPosBias, outside_inference_mode
+from .linear import Linear
 
 #: Additive score of a padded key. Finite and representable in fp16/bf16, so
 #: masked scores neither overflow under autocast nor turn a fully padded group
@@ -223,26 +224,32 @@ class BiasedFlashAttention(torch.autograd.Function):
         grad_mask = torch.zeros_like(mask)
         shared = mask.shape[0] == 1
         span = groups if shared else mask.shape[0]  # chunks never cross an image
-        step = max(1, BiasedFlashAttention.chunk_scores // (N * N))
+        step = min(span, max(1, BiasedFlashAttention.chunk_scores // (N * N)))
+        # P and dS of a chunk, reused: a fresh multi-MB tensor per chunk costs
+        # its page faults every time (the CPU allocator does not cache them)
+        probs_buf, scores_grad_buf = q.new_empty(step, N, N), q.new_empty(step, N, N)
         for h in range(heads):
             for start in range(0, groups, span):
                 for g0 in range(start, start + span, step):
                     g = slice(g0, min(start + span, g0 + step))
                     rows = slice(None) if shared else slice(g0 - start, g.stop - start)
                     q_g, k_g, v_g, grad_g = q[g, h], k[g, h], v[g, h], grad_out[g, h]
-                    # P = exp(q k^T * scale + M - L), built in place
-                    probs = (mask[rows, h] - lse[g, h].unsqueeze(-1)).baddbmm_(
-                        q_g, k_g.transpose(1, 2), alpha=ctx.scale).exp_()
+                    size = g.stop - g.start
+                    # P = exp(q k^T * scale + M - L)
+                    probs = torch.sub(mask[rows, h], lse[g, h].unsqueeze(-1), out=probs_buf[:size])
+                    probs.baddbmm_(q_g, k_g.transpose(1, 2), alpha=ctx.scale).exp_()
                     torch.bmm(probs.transpose(1, 2), grad_g, out=grad_v[h, g])
                     # dS = P * (dO v^T - rowsum(dO * O))
-                    scores_grad = torch.baddbmm(neg_delta[g, h], grad_g,
-                                                v_g.transpose(1, 2)).mul_(probs)
+                    scores_grad = torch.bmm(grad_g, v_g.transpose(1, 2), out=scores_grad_buf[:size])
+                    scores_grad.add_(neg_delta[g, h]).mul_(probs)
                     torch.bmm(scores_grad, k_g, out=grad_q[h, g])
                     torch.bmm(scores_grad.transpose(1, 2), q_g, out=grad_k[h, g])
-                    if shared:
-                        grad_mask[0, h] += scores_grad.sum(0)
-                    else:
+                    if not shared:
                         grad_mask[rows, h] += scores_grad
+                    elif size == 1:
+                        grad_mask[0, h] += scores_grad[0]
+                    else:
+                        grad_mask[0, h] += scores_grad.sum(0)
         grad_q, grad_k = grad_q.mul_(ctx.scale), grad_k.mul_(ctx.scale)
         return (*(t.transpose(0, 1).to(saved[0].dtype) for t in (grad_q, grad_k, grad_v)),
                 grad_mask.to(saved[3].dtype), None)
@@ -290,7 +297,8 @@ class LSDA(BaseModule):
         qkv_bias (bool): Bias in the qkv projection. Default: True.
         attn_drop (float): Dropout on attention weights. Default: 0.
         proj_drop (float): Dropout after the output projection. Default: 0.
-        use_fused_attn (bool): Use the fast path. Default: True.
+        use_fused_attn (bool): Use the fast path, with oneDNN's kernel for
+            ``qkv`` and ``proj`` (their ``use_onednn``). Default: True.
     """
 
     #: Folded masks kept per module (input sizes seen without autograd). One
@@ -300,8 +308,10 @@ class LSDA(BaseModule):
     #: Larger folded masks are rebuilt on every call instead of cached: for
     #: them (e.g. one whole-map group of 3500 tokens: 49 MB per head) the
     #: rebuild costs little next to the attention itself, and caching would
-    #: keep ``mask_cache_size`` of them alive in every block.
-    mask_cache_max_bytes = 64 << 20
+    #: keep ``mask_cache_size`` of them alive in every block. The limit holds
+    #: the stage-4 masks of every arch at 800x1216 (CrossFormer-S: 24 heads of
+    #: 950 x 950, 87 MB), whose rebuild takes longer than their attention.
+    mask_cache_max_bytes = 128 << 20
     #: In CPU training (DPB gradient needed) groups of at most
     #: ``explicit_group_factor * head_dims`` tokens run explicit kernels that
     #: keep the probabilities (``N * N`` per head, then no more than q, k and v
@@ -341,13 +351,13 @@ class LSDA(BaseModule):
         self.interval = interval
         self.attn_type = attn_type
         self.lda_mode = lda_mode
-        self.use_fused_attn = use_fused_attn
 
         self.pos = DynamicPosBias(embed_dims // 16, num_heads)
-        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.qkv = Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj = Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.use_fused_attn = use_fused_attn
         # (layout, device, dtype, inference mode) -> (DPB weights version, mask)
         self._mask_cache: 'OrderedDict[Tuple, Tuple[Tuple, Tensor]]' = OrderedDict()
 
@@ -356,6 +366,16 @@ class LSDA(BaseModule):
                 f'attn_type={self.attn_type}, group_size={self.group_size}, '
                 f'interval={self.interval}, lda_mode={self.lda_mode}, '
                 f'use_fused_attn={self.use_fused_attn}')
+
+    @property
+    def use_fused_attn(self) -> bool:
+        """The fast path; setting it also sets ``use_onednn`` of ``qkv`` and ``proj``."""
+        return self._use_fused_attn
+
+    @use_fused_attn.setter
+    def use_fused_attn(self, fast: bool) -> None:
+        self._use_fused_attn = fast
+        self.qkv.use_onednn = self.proj.use_onednn = fast
 
     def layout(self, height: int, width: int) -> GroupLayout:
         return group_layout(height, width, self.attn_type, self.group_size,

@@ -1,0 +1,116 @@
+"""Token-wise linear layers on oneDNN's CPU matmul, bias and GELU in the kernel.
+
+``F.linear`` on CPU runs MKL's sgemm after copying the broadcast bias into
+the output, and GELU is one more pass over the (4x wide) MLP hidden tokens.
+oneDNN's matmul (``torch.ops.mkldnn._linear_pointwise``, what inductor uses
+for frozen CPU linears) adds the bias and applies the exact (erf) GELU in its
+epilogue, and on the skinny token-major shapes of CrossFormer it is also the
+faster GEMM (e.g. 60800 x 384 -> 96: 26 vs 42 ms on 2 cores). The same sums,
+summed in another order: outputs agree with ``F.linear`` to float rounding.
+
+Used on CPU in fp32 / bf16 (autocast included); everywhere else (CUDA, other
+dtypes, ``torch.compile`` and JIT tracing, which must see standard ops, and
+``use_onednn=False``) it is ``F.linear`` (+ ``F.gelu``).
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+ACTIVATIONS = (None, 'gelu')
+ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def onednn_applies(x: Tensor, weight: Tensor) -> bool:
+    """Whether :func:`linear` runs oneDNN's kernel for these operands."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False  # checked first: dynamo then traces none of the rest
+    return (x.device.type == 'cpu' and weight.device.type == 'cpu'
+            and torch.backends.mkldnn.is_available()
+            and (torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu')
+                 else x.dtype) in ONEDNN_DTYPES)
+
+
+def _onednn_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                   activation: Optional[str] = None) -> Tensor:
+    if activation == 'gelu':
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, 'gelu', [], 'none')
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, 'none', [], '')
+
+
+class OneDNNLinearFunction(torch.autograd.Function):
+    """``x W^T + b`` with oneDNN forward and input gradient; the weight
+    gradient ``dy^T x`` stays on ``torch.mm`` (faster there: its reduction
+    runs over all the tokens)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn_linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
+        x, weight = ctx.saved_tensors
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _onednn_linear(grad_out, weight.t().contiguous(), None)
+        grad_2d = grad_out.reshape(-1, grad_out.shape[-1])
+        if ctx.needs_input_grad[1]:
+            grad_weight = grad_2d.t() @ x.reshape(-1, x.shape[-1])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad_2d.sum(0)
+        return grad_x, grad_weight, grad_bias
+
+
+def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
+           activation: Optional[str] = None, use_onednn: bool = True) -> Tensor:
+    """``act(x W^T + b)``: (..., in) -> (..., out); ``activation`` None or 'gelu'
+    (exact, as ``nn.GELU()``).
+
+    Without autograd the activation runs inside oneDNN's kernel; with autograd
+    it is applied after (its backward needs the pre-activation).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f'activation must be one of {ACTIVATIONS}, got {activation!r}')
+    if not (use_onednn and onednn_applies(x, weight)):
+        out = F.linear(x, weight, bias)
+        return F.gelu(out) if activation == 'gelu' else out
+    if torch.is_autocast_enabled('cpu'):  # what autocast does for F.linear
+        dtype = torch.get_autocast_dtype('cpu')
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+    elif x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        return F.linear(x, weight, bias)  # raises F.linear's dtype error
+    # oneDNN falls back to a reference kernel on some strided operands
+    x, weight = x.contiguous(), weight.contiguous()
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                       for t in (x, weight, bias)):
+        out = OneDNNLinearFunction.apply(x, weight, bias)
+        return F.gelu(out) if activation == 'gelu' else out
+    return _onednn_linear(x, weight, bias, activation)
+
+
+class Linear(nn.Linear):
+    """:class:`torch.nn.Linear` (same parameters and state-dict keys) computed
+    by :func:`linear`; ``forward(x, activation='gelu')`` fuses the GELU.
+
+    Args:
+        in_features, out_features, bias: as :class:`torch.nn.Linear`.
+        use_onednn (bool): oneDNN's kernel on CPU; False: ``F.linear``
+            everywhere (the reference path). Default: True.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 use_onednn: bool = True) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        self.use_onednn = use_onednn
+
+    def forward(self, x: Tensor, activation: Optional[str] = None) -> Tensor:
+        """(..., in_features) -> (..., out_features)."""
+        return linear(x, self.weight, self.bias, activation, self.use_onednn)
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, use_onednn={self.use_onednn}'
