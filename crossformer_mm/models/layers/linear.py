@@ -8,8 +8,9 @@ epilogue, and on the skinny token-major shapes of CrossFormer it is also the
 faster GEMM (e.g. 60800 x 384 -> 96: 26 vs 42 ms on 2 cores). The same sums,
 summed in another order: outputs agree with ``F.linear`` to float rounding.
 
-Used on CPU in fp32 / bf16 (autocast included); everywhere else (CUDA, other
-dtypes, ``torch.compile`` and JIT tracing, which must see standard ops, and
+Used on CPU in fp32 / bf16 (autocast included), also in compiled inference
+(inductor takes the op as it is). Everywhere else (CUDA, other dtypes,
+compiled training and JIT tracing, which must see standard ops, and
 ``use_onednn=False``) it is ``F.linear`` (+ ``F.gelu``).
 """
 from typing import Optional, Tuple
@@ -21,23 +22,32 @@ from torch import Tensor
 
 ACTIVATIONS = (None, 'gelu')
 ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
+#: A build constant, read once (dynamo does not trace torch.backends).
+ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available()
 
 
-def onednn_applies(x: Tensor, weight: Tensor) -> bool:
+def onednn_applies(x: Tensor, weight: Tensor, needs_grad: bool) -> bool:
     """Whether :func:`linear` runs oneDNN's kernel for these operands."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return False  # checked first: dynamo then traces none of the rest
+    if torch.jit.is_tracing() or (needs_grad and torch.compiler.is_compiling()):
+        # JIT traces (mmengine's FLOP counter) must see aten::linear; compiled
+        # training differentiates the standard op itself
+        return False
     return (x.device.type == 'cpu' and weight.device.type == 'cpu'
-            and torch.backends.mkldnn.is_available()
+            and ONEDNN_AVAILABLE
             and (torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu')
                  else x.dtype) in ONEDNN_DTYPES)
 
 
 def _onednn_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor],
                    activation: Optional[str] = None) -> Tensor:
+    """(..., in) -> (..., out); the kernel sees 2-D tokens (inductor's oneDNN
+    passes expect that)."""
+    tokens = x.reshape(-1, x.shape[-1])
     if activation == 'gelu':
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, 'gelu', [], 'none')
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, 'none', [], '')
+        out = torch.ops.mkldnn._linear_pointwise(tokens, weight, bias, 'gelu', [], 'none')
+    else:
+        out = torch.ops.mkldnn._linear_pointwise(tokens, weight, bias, 'none', [], '')
+    return out.view(*x.shape[:-1], weight.shape[0])
 
 
 class OneDNNLinearFunction(torch.autograd.Function):
@@ -75,7 +85,9 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f'activation must be one of {ACTIVATIONS}, got {activation!r}')
-    if not (use_onednn and onednn_applies(x, weight)):
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias))
+    if not (use_onednn and onednn_applies(x, weight, needs_grad)):
         out = F.linear(x, weight, bias)
         return F.gelu(out) if activation == 'gelu' else out
     if torch.is_autocast_enabled('cpu'):  # what autocast does for F.linear
@@ -86,8 +98,7 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
         return F.linear(x, weight, bias)  # raises F.linear's dtype error
     # oneDNN falls back to a reference kernel on some strided operands
     x, weight = x.contiguous(), weight.contiguous()
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
-                                       for t in (x, weight, bias)):
+    if needs_grad:
         out = OneDNNLinearFunction.apply(x, weight, bias)
         return F.gelu(out) if activation == 'gelu' else out
     return _onednn_linear(x, weight, bias, activation)
