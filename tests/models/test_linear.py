@@ -103,3 +103,11 @@ def test_use_fused_attn_switches_the_linears():
     model = CrossFormer(arch='tiny', use_fused_attn=False)
     assert not any(m.use_onednn for m in model.modules() if isinstance(m, Linear))
     assert set(CrossFormer(arch='tiny').state_dict()) == set(model.state_dict())
+
+
+def test_second_derivative_is_refused_not_wrong():
+    layer = Linear(8, 8)
+    x = torch.randn(3, 8, requires_grad=True)
+    (grad, ) = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match='once_differentiable'):
+        grad.sum().backward()

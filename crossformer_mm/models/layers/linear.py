@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 ACTIVATIONS = (None, 'gelu')
 ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
@@ -62,6 +63,7 @@ class OneDNNLinearFunction(torch.autograd.Function):
         return _onednn_linear(x, weight, bias)
 
     @staticmethod
+    @once_differentiable  # a second derivative raises instead of being wrong
     def backward(ctx, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
         x, weight = ctx.saved_tensors
         grad_x = grad_weight = grad_bias = None
