@@ -210,8 +210,9 @@ class CrossFormer(BaseModule):
             CrossFormer itself only has LayerNorm, which is unaffected.
             Default: False.
         with_cp (bool): Gradient checkpointing of every block. Default: False.
-        use_fused_attn (bool): Fused attention kernel; False selects the
-            explicit matmul + softmax reference path. Default: True.
+        use_fused_attn (bool): The fast kernels (fused attention, oneDNN
+            linears on CPU); False selects the reference path: ``F.linear`` and
+            explicit matmul + softmax. Default: True.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)``
             loads a released classification checkpoint (or a converted / full
             model one); add ``strict=False`` to tolerate missing / unexpected
