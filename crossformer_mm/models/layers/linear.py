@@ -27,16 +27,21 @@ ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
 ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available()
 
 
-def onednn_applies(x: Tensor, weight: Tensor, needs_grad: bool) -> bool:
+def onednn_applies(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                   needs_grad: bool) -> bool:
     """Whether :func:`linear` runs oneDNN's kernel for these operands."""
     if torch.jit.is_tracing() or (needs_grad and torch.compiler.is_compiling()):
         # JIT traces (mmengine's FLOP counter) must see aten::linear; compiled
         # training differentiates the standard op itself
         return False
+    if torch.is_autocast_enabled('cpu'):
+        dtype = torch.get_autocast_dtype('cpu')
+    elif x.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype):
+        dtype = x.dtype
+    else:
+        return False  # F.linear raises its dtype error
     return (x.device.type == 'cpu' and weight.device.type == 'cpu'
-            and ONEDNN_AVAILABLE
-            and (torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu')
-                 else x.dtype) in ONEDNN_DTYPES)
+            and ONEDNN_AVAILABLE and dtype in ONEDNN_DTYPES)
 
 
 def _onednn_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor],
@@ -89,21 +94,19 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
         raise ValueError(f'activation must be one of {ACTIVATIONS}, got {activation!r}')
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, bias))
-    if not (use_onednn and onednn_applies(x, weight, needs_grad)):
+    if not (use_onednn and onednn_applies(x, weight, bias, needs_grad)):
         out = F.linear(x, weight, bias)
-        return F.gelu(out) if activation == 'gelu' else out
-    if torch.is_autocast_enabled('cpu'):  # what autocast does for F.linear
-        dtype = torch.get_autocast_dtype('cpu')
-        x, weight = x.to(dtype), weight.to(dtype)
-        bias = None if bias is None else bias.to(dtype)
-    elif x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
-        return F.linear(x, weight, bias)  # raises F.linear's dtype error
-    # oneDNN falls back to a reference kernel on some strided operands
-    x, weight = x.contiguous(), weight.contiguous()
-    if needs_grad:
+    else:
+        if torch.is_autocast_enabled('cpu'):  # what autocast does for F.linear
+            dtype = torch.get_autocast_dtype('cpu')
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+        # oneDNN falls back to a reference kernel on some strided operands
+        x, weight = x.contiguous(), weight.contiguous()
+        if not needs_grad:
+            return _onednn_linear(x, weight, bias, activation)
         out = OneDNNLinearFunction.apply(x, weight, bias)
-        return F.gelu(out) if activation == 'gelu' else out
-    return _onednn_linear(x, weight, bias, activation)
+    return F.gelu(out) if activation == 'gelu' else out
 
 
 class Linear(nn.Linear):
