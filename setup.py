@@ -53,8 +53,9 @@ setup(
     include_package_data=True,
     # tools/ and configs/ ship as crossformer_mm/.mim/{tools,configs} (symlinks
     # in the repository, real files in wheels/sdists), where `mim` finds them.
+    # the C++ source of the CPU attention kernel, compiled on first use
     package_data={'crossformer_mm': ['.mim/configs/**/*.py', '.mim/tools/**/*.py',
-                                     '.mim/tools/*.sh']},
+                                     '.mim/tools/*.sh', 'models/layers/csrc/*.cpp']},
     python_requires='>=3.10',
     # Compatible ranges: the backbone and its layers need only torch, mmengine
     # and mmcv; each toolbox part is an extra. The versions this project tests

@@ -1,8 +1,10 @@
 """The fast LSDA path (fused SDPA, caches, BiasedFlashAttention) against the reference path.
 
-In CPU training the fast path has two kernels (explicit for small groups,
-flash + BiasedFlashAttention for larger ones); the ``train_kernel`` fixture forces
-each on the small test groups.
+In CPU training the fast path has three kernels: the compiled one of
+``cpu_attention`` (forward and backward, any group size), and without it
+explicit kernels for small groups, PyTorch's flash kernel + the Python backward
+of BiasedFlashAttention for larger ones; the ``train_kernel`` fixture forces each
+on the small test groups.
 """
 import copy
 
@@ -11,6 +13,7 @@ import torch
 
 from crossformer_mm.models.backbones import CrossFormer
 from crossformer_mm.models.layers import LSDA
+from crossformer_mm.models.layers.cpu_attention import ENABLE_ENV, cpu_supported, kernel_available
 from crossformer_mm.models.layers.dpb import offset_tables
 from crossformer_mm.models.layers.lsda import BiasedFlashAttention, cached_key_padding_mask
 
@@ -55,11 +58,15 @@ def _grads(module, x):
             {n: p.grad for n, p in module.named_parameters()})
 
 
-@pytest.fixture(params=['flash', 'explicit'])
+@pytest.fixture(params=['compiled', 'flash', 'explicit'])
 def train_kernel(request, monkeypatch) -> str:
     """The CPU training kernel of the fast path, for every group size."""
-    factor = 0 if request.param == 'flash' else 1 << 20
-    monkeypatch.setattr(LSDA, 'explicit_group_factor', factor)
+    if request.param == 'compiled':
+        assert kernel_available() == cpu_supported()  # built wherever the CPU has AVX-512
+    else:
+        monkeypatch.setenv(ENABLE_ENV, '0')
+        factor = 0 if request.param == 'flash' else 1 << 20
+        monkeypatch.setattr(LSDA, 'explicit_group_factor', factor)
     return request.param
 
 
@@ -88,6 +95,7 @@ def test_flash_backward_chunking_does_not_change_gradients(case, chunk_scores, m
     (padded) and shared masks: the same gradients."""
     fast, ref, x = _pair(case)
     _, _, grads_r = _grads(ref, x)
+    monkeypatch.setenv(ENABLE_ENV, '0')  # the Python backward
     monkeypatch.setattr(BiasedFlashAttention, 'chunk_scores', chunk_scores)
     monkeypatch.setattr(LSDA, 'explicit_group_factor', 0)  # BiasedFlashAttention at any size
     _, _, grads_f = _grads(fast, x)
@@ -107,16 +115,27 @@ def _attention_ops(module, x, train):
 
 FLASH = 'aten::_scaled_dot_product_flash_attention_for_cpu'
 MATH = 'aten::_scaled_dot_product_attention_math'
+KERNEL_FWD = 'crossformer_mm::biased_attention_fwd'
+KERNEL_BWD = 'crossformer_mm::biased_attention_bwd'
 
 
 def test_fast_path_kernels(monkeypatch):
-    """Inference: flash. Training: explicit kernels for the small groups, flash
-    + BiasedFlashAttention for larger ones. The reference: neither, and no path falls
-    back to SDPA's math kernel."""
+    """With the compiled kernel (AVX-512 CPUs): it runs inference and both passes
+    of training (BiasedFlashAttention) at every group size. Without it
+    (``$CROSSFORMER_MM_CPU_KERNEL=0``, other CPUs): flash in inference; in
+    training explicit kernels for the small groups, flash + BiasedFlashAttention
+    for larger ones. The reference: none of them, and no path falls back to
+    SDPA's math kernel."""
     fast, ref, x = _pair('lda-iclr-odd-groups')  # 20-token groups, head_dims 32
     for train in (False, True):
-        assert FLASH not in _attention_ops(ref, x, train)
-        assert MATH not in _attention_ops(ref, x, train)
+        assert not _attention_ops(ref, x, train) & {FLASH, MATH, KERNEL_FWD, KERNEL_BWD}
+    if cpu_supported():
+        ops = _attention_ops(fast, x, train=False)
+        assert KERNEL_FWD in ops and not ops & {FLASH, MATH}
+        ops = _attention_ops(fast, x, train=True)
+        assert {KERNEL_FWD, KERNEL_BWD, 'BiasedFlashAttentionBackward'} <= ops
+        assert not ops & {FLASH, MATH}
+        monkeypatch.setenv(ENABLE_ENV, '0')
     assert FLASH in _attention_ops(fast, x, train=False)
     assert LSDA.explicit_group_factor * fast.head_dims >= 20
     ops = _attention_ops(fast, x, train=True)
@@ -124,7 +143,7 @@ def test_fast_path_kernels(monkeypatch):
     monkeypatch.setattr(LSDA, 'explicit_group_factor', 0.5)  # up to 16 tokens
     ops = _attention_ops(fast, x, train=True)
     assert FLASH in ops and 'BiasedFlashAttentionBackward' in ops
-    assert MATH not in ops
+    assert not ops & {MATH, KERNEL_FWD, KERNEL_BWD}
 
 
 def test_reference_path_uses_no_cache(monkeypatch):

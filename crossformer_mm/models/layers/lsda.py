@@ -38,6 +38,7 @@ from mmengine.model import BaseModule
 from crossformer_mm.registry import MODELS
 from torch import Tensor
 
+from . import cpu_attention
 from .dpb import DynamicPosBias, outside_inference_mode
 from .linear import Linear
 
@@ -168,6 +169,17 @@ def _flash_cpu(q: Tensor, k: Tensor, v: Tensor, bias: Tensor,
         q, k, v, attn_mask=bias, scale=scale)
 
 
+def attention_with_lse(q: Tensor, k: Tensor, v: Tensor, mask: Tensor,
+                       scale: float) -> Tuple[Tensor, Tensor]:
+    """Output (B * nG, heads, N, d) and row log-sum-exp (B * nG, heads, N) of
+    ``softmax(q k^T * scale + mask) v``, mask (1 or nG, heads, N, N): the
+    compiled kernel of :mod:`.cpu_attention` where it applies, else PyTorch's
+    CPU flash kernel."""
+    if cpu_attention.kernel_applies(q, k, v, mask):
+        return cpu_attention.biased_attention(q, k, v, mask, scale, return_lse=True)
+    return attend_per_image(functools.partial(_flash_cpu, scale=scale), q, k, v, mask)
+
+
 def attend_per_image(attend: Callable, q: Tensor, k: Tensor, v: Tensor, mask: Tensor):
     """``attend(q, k, v, mask)`` for q, k, v of (B * nG, heads, N, d) and a mask
     of (1 or nG, heads, N, N): one call, or one per image where a per-group
@@ -183,15 +195,17 @@ def attend_per_image(attend: Callable, q: Tensor, k: Tensor, v: Tensor, mask: Te
 
 
 class BiasedFlashAttention(torch.autograd.Function):
-    """``O = softmax(q k^T * scale + M) v`` on the CPU flash kernel, with the
-    gradients of q, k, v **and** of the additive mask ``M``.
+    """``O = softmax(q k^T * scale + M) v`` on CPU, with the gradients of q, k,
+    v **and** of the additive mask ``M``.
 
-    PyTorch's CPU flash kernel gives no gradient for ``attn_mask``. The
-    forward is that kernel (it also returns the row log-sum-exp ``L``); the
-    backward recomputes the probabilities ``P = exp(q k^T * scale + M - L)``
-    for one head and a chunk of groups at a time (at most
-    :attr:`chunk_scores` scores: 4 MB in fp32, cache-sized), so no
-    ``(B * nG, heads, N, N)`` tensor is ever stored, and forms, with
+    PyTorch's CPU flash kernel gives no gradient for ``attn_mask``. Where it
+    applies (fp32, head_dims 32, AVX-512), the compiled kernel of
+    :mod:`.cpu_attention` runs both passes. Otherwise the forward is the flash
+    kernel (it also returns the row log-sum-exp ``L``), and the backward
+    recomputes the probabilities ``P = exp(q k^T * scale + M - L)`` for one
+    head and a chunk of groups at a time (at most :attr:`chunk_scores`
+    scores: 4 MB in fp32, cache-sized). Either way no ``(B * nG, heads, N, N)``
+    tensor is stored, and the backward forms, with
     ``dS = P * (dO v^T - rowsum(dO * O))``::
 
         dv = P^T dO,  dq = dS k * scale,  dk = dS^T q * scale,
@@ -203,11 +217,12 @@ class BiasedFlashAttention(torch.autograd.Function):
     shared by every group, or (nG, heads, N, N), one per group of each image.
     """
 
+    #: Scores per chunk of the Python backward.
     chunk_scores = 1 << 20
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
-        out, lse = attend_per_image(functools.partial(_flash_cpu, scale=scale), q, k, v, mask)
+        out, lse = attention_with_lse(q, k, v, mask, scale)
         ctx.save_for_backward(q, k, v, mask, out, lse)
         ctx.scale = scale
         return out
@@ -215,6 +230,8 @@ class BiasedFlashAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         saved = ctx.saved_tensors
+        if grad_out.dtype == torch.float32 and cpu_attention.kernel_applies(*saved[:4]):
+            return (*cpu_attention.biased_attention_backward(*saved, grad_out, ctx.scale), None)
         q, k, v, mask, out, lse = (t.float() for t in saved)
         grad_out = grad_out.float()
         groups, heads, N, d = q.shape
@@ -278,11 +295,13 @@ class LSDA(BaseModule):
       frozen DPB) the folded mask is cached per (layout, device, dtype) until
       the DPB weights change (at most :attr:`mask_cache_size` sizes per module,
       none above :attr:`mask_cache_max_bytes`).
-      In training the DPB runs once per forward; on CPU
-      :class:`BiasedFlashAttention` back-propagates into it from the flash
-      kernel's outputs, except for small groups
-      (:attr:`explicit_group_factor`), which use explicit kernels with the
-      folded mask.
+      On AVX-512 CPUs with head_dims 32 (every CrossFormer) the attention is
+      the compiled kernel of :mod:`.cpu_attention` instead, forward and
+      backward. In training the DPB runs once per forward; on CPU
+      :class:`BiasedFlashAttention` back-propagates into it from the
+      kernel's outputs. Without the compiled kernel, small groups
+      (:attr:`explicit_group_factor`) use explicit kernels with the folded
+      mask instead.
     * reference (``use_fused_attn=False``): the original's computation,
       everything rebuilt on every call (offsets, index, DPB table, padding
       mask) and explicit ``matmul + softmax``.
@@ -312,11 +331,11 @@ class LSDA(BaseModule):
     #: the stage-4 masks of every arch at 800x1216 (CrossFormer-S: 24 heads of
     #: 950 x 950, 87 MB), whose rebuild takes longer than their attention.
     mask_cache_max_bytes = 128 << 20
-    #: In CPU training (DPB gradient needed) groups of at most
-    #: ``explicit_group_factor * head_dims`` tokens run explicit kernels that
-    #: keep the probabilities (``N * N`` per head, then no more than q, k and v
-    #: hold), e.g. the 49-token SDA groups; larger ones run the flash kernel
-    #: and :class:`BiasedFlashAttention`.
+    #: In CPU training (DPB gradient needed) without the compiled kernel,
+    #: groups of at most ``explicit_group_factor * head_dims`` tokens run
+    #: explicit kernels that keep the probabilities (``N * N`` per head, then
+    #: no more than q, k and v hold), e.g. the 49-token SDA groups; larger
+    #: ones run the flash kernel and :class:`BiasedFlashAttention`.
     explicit_group_factor = 3
 
     def __init__(self,
@@ -423,10 +442,13 @@ class LSDA(BaseModule):
             # mask themselves, and no Python-side chunk loop is unrolled
             return self._sdpa(q, k, v, mask, dropout_p)
         mask_grad_here = mask.requires_grad and q.device.type == 'cpu' and dropout_p == 0.
-        if mask_grad_here and layout.group_tokens <= self.explicit_group_factor * self.head_dims:
+        if (mask_grad_here and layout.group_tokens <= self.explicit_group_factor * self.head_dims
+                and not cpu_attention.kernel_supports(q, k, v, mask)):
             return self._masked_attention(q, k, v, mask)
         if mask_grad_here:
             return BiasedFlashAttention.apply(q, k, v, mask, self.scale)
+        if dropout_p == 0. and cpu_attention.kernel_applies(q, k, v, mask):  # no autograd
+            return cpu_attention.biased_attention(q, k, v, mask, self.scale)[0]
         return self._sdpa(q, k, v, mask, dropout_p)
 
     def _sdpa(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, dropout_p: float) -> Tensor:
