@@ -5,6 +5,9 @@ In one process, at each size, for inference and for a training step
 
 * ``fast``: CrossFormer (``lda_mode='iclr'``, the released det/seg setting),
   fast LSDA path (``use_fused_attn=True``), fp32;
+* ``torch_attn`` (CPU): the fast path with PyTorch's attention kernels instead
+  of the compiled one (``CROSSFORMER_MM_CPU_KERNEL=0``, see
+  ``crossformer_mm/models/layers/cpu_attention.py``);
 * ``ref``: the same module on the reference path (``use_fused_attn=False``);
 * ``windowed``: CrossFormer with ``lda_mode='windowed'`` (same weights), fast path;
 * ``swin``: mmdet's Swin-T backbone, the settings of mmdet's
@@ -71,13 +74,14 @@ from torch._dynamo.testing import CompileCounterWithBackend
 
 from crossformer_mm.models.backbones import CrossFormer
 from crossformer_mm.models.backbones.crossformer import ARCH_SETTINGS
+from crossformer_mm.models.layers.cpu_attention import ENABLE_ENV, kernel_available
 from crossformer_mm.utils.benchmark import DENSE_SETTINGS, select_path, synchronize, time_matmul
 
 Size = Tuple[int, int]
 #: Swin-T as in mmdet's Mask R-CNN Swin-T config (the FLOPs peer of CrossFormer-S).
 SWIN_T_CONFIG = 'swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
 MODES = ('infer', 'train')
-VARIANTS = ('fast', 'ref', 'windowed', 'swin', 'bf16', 'compiled')
+VARIANTS = ('fast', 'torch_attn', 'ref', 'windowed', 'swin', 'bf16', 'compiled')
 FP32_VARIANTS = ('fast', 'ref', 'windowed', 'swin')
 MATMUL_SIZE = 4096
 GRAD_MODES = dict(train=(True, torch.enable_grad), no_grad=(False, torch.no_grad),
@@ -172,7 +176,8 @@ class Variants:
 
     def names(self, mode: str) -> List[str]:
         return [name for name in VARIANTS
-                if not (name == 'compiled' and (self.compiled is None or mode != 'infer'))]
+                if not (name == 'compiled' and (self.compiled is None or mode != 'infer'))
+                and not (name == 'torch_attn' and self.device != 'cpu')]
 
     def step(self, name: str, inputs: torch.Tensor, mode: str) -> Tuple[torch.Tensor, ...]:
         """One inference (no grad) or training (forward + backward) step of ``name``."""
@@ -182,10 +187,27 @@ class Variants:
             return run_step(select_path(self.iclr, True), inputs, mode, torch.bfloat16)
         if name == 'compiled':
             return run_step(self.compiled, inputs, mode)
+        if name == 'torch_attn':
+            with compiled_kernel_disabled():
+                return run_step(select_path(self.iclr, True), inputs, mode)
         model = dict(fast=self.iclr, ref=self.iclr, windowed=self.windowed, swin=self.swin)[name]
         if name in ('fast', 'ref'):
             select_path(model, name == 'fast')
         return run_step(model, inputs, mode, self.amp)
+
+
+@contextlib.contextmanager
+def compiled_kernel_disabled():
+    """PyTorch's attention kernels on the fast path (``$CROSSFORMER_MM_CPU_KERNEL=0``)."""
+    previous = os.environ.get(ENABLE_ENV)
+    os.environ[ENABLE_ENV] = '0'
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[ENABLE_ENV]
+        else:
+            os.environ[ENABLE_ENV] = previous
 
 
 def run_step(model: nn.Module, inputs: torch.Tensor, mode: str,
@@ -335,10 +357,11 @@ def peak_memories(args, variants: Variants, logger) -> Dict[Tuple, Optional[floa
     return memories
 
 
-LABELS = dict(fast='{arch} iclr fast', ref='{arch} iclr reference', windowed='{arch} windowed fast',
+LABELS = dict(fast='{arch} iclr fast', torch_attn='{arch} iclr fast, PyTorch attn',
+              ref='{arch} iclr reference', windowed='{arch} windowed fast',
               swin='Swin-T (mmdet)', bf16='{arch} iclr bf16', compiled='{arch} iclr compiled')
-FLOPS_OF = dict(fast='iclr', ref='iclr', bf16='iclr', compiled='iclr', windowed='windowed',
-                swin='swin')
+FLOPS_OF = dict(fast='iclr', torch_attn='iclr', ref='iclr', bf16='iclr', compiled='iclr',
+                windowed='windowed', swin='swin')
 
 
 def summarise(args, timings, memories, gflops) -> List[dict]:
@@ -425,7 +448,7 @@ def _short(value) -> str:
 
 
 def format_report(results: dict) -> str:
-    fmt = '{:<10} {:<6} {:<36} {:>9} {:>9} {:>8} {:>9}'
+    fmt = '{:<10} {:<6} {:<44} {:>9} {:>9} {:>8} {:>9}'
     lines = [fmt.format('size', 'mode', 'model', 'ms/image', 'peak MiB', 'GFLOPs', 'GFLOP/s')]
     for row in results['rows']:
         memory = row['peak_memory_mib']
@@ -493,6 +516,7 @@ def main() -> None:
         torch=torch.__version__, device=args.device, threads=args.threads, batch=args.batch,
         arch=args.arch, repeat=args.repeat, warmup=args.warmup, amp=args.device == 'cuda',
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        cpu_attention_kernel=args.device == 'cpu' and kernel_available(),
         load_average_before=load_before, load_average_after=load_after)
     results['targets'] = check_targets(results) if args.device == 'cpu' else []
     logger.info('\n' + format_report(results) +
