@@ -5,6 +5,7 @@ On a CPU without AVX-512 the kernel must report itself unavailable (and LSDA
 then runs PyTorch's kernels, which ``test_lsda_fast_path`` checks)."""
 import logging
 import os
+import tempfile
 
 import pytest
 import torch
@@ -73,6 +74,22 @@ def test_outputs_and_gradients_match_float64(shape, threads, monkeypatch):
 
 
 @requires_kernel
+def test_bf16_operands_are_computed_in_fp32():
+    """bf16 q, k, v, mask: the fp32 results of the bf16 values, rounded once."""
+    q, k, v, mask, grad_out = (t.bfloat16() for t in _operands(3, 2, 40, 3))
+    assert kernel_applies(q, k, v, mask)
+    out, lse = biased_attention(q, k, v, mask, 0.2, return_lse=True)
+    grads = biased_attention_backward(q, k, v, mask, out, lse, grad_out, 0.2)
+    fp32 = [t.float() for t in (q, k, v, mask, grad_out)]
+    out32, lse32 = biased_attention(*fp32[:4], 0.2, return_lse=True)
+    grads32 = biased_attention_backward(*fp32[:4], out.float(), lse32, fp32[4], 0.2)
+    assert out.dtype == torch.bfloat16 and torch.equal(out, out32.bfloat16())
+    assert torch.equal(lse, lse32)
+    for got, want in zip(grads, grads32):
+        assert got.dtype == torch.bfloat16 and torch.equal(got, want.bfloat16())
+
+
+@requires_kernel
 def test_masked_keys_get_no_weight():
     """Keys masked with -1e4 contribute nothing: the first 25 tokens' outputs
     equal the attention among those 25 alone."""
@@ -88,6 +105,7 @@ def test_applies_only_where_it_can(monkeypatch):
     q, k, v, mask, _ = _operands(2, 2, 20, 1)
     assert kernel_applies(q, k, v, mask) == cpu_supported()
     assert not kernel_applies(q.double(), k.double(), v.double(), mask.double())
+    assert not kernel_applies(q.bfloat16(), k, v, mask)  # mixed q, k, v dtypes
     assert not kernel_applies(q[..., :16], k[..., :16], v[..., :16], mask)  # head_dims 16
     assert not kernel_applies(q, k, v, mask[:, :1])  # not a (P, heads, N, N) mask
     assert not kernel_applies(q, k.contiguous(), v, mask)  # strides differ
@@ -130,3 +148,22 @@ def test_builds_into_a_private_cache_and_refuses_writable_files(monkeypatch, tmp
     os.chmod(path, 0o777)  # anyone could replace it: not loaded
     with pytest.raises(KernelBuildError, match='group/world-writable'):
         cpu_attention.build_library()
+
+
+@requires_kernel
+def test_unwritable_cache_builds_for_the_process_only(monkeypatch, tmp_path):
+    blocked = tmp_path / 'file'
+    blocked.write_text('')  # a file where the cache folder should be: not creatable
+    monkeypatch.setenv(cpu_attention.CACHE_ENV, str(blocked / 'cache'))
+    temporary = tmp_path / 'tmp'
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, 'tempdir', str(temporary))
+    kernel = cpu_attention._Kernel()
+    assert kernel.library() is not None
+    q, k, v, mask, _ = _operands(2, 2, 20, 1)
+    out = torch.empty(2, 20, 2, 32)
+    args = (*cpu_attention._qkv_mask_args(q, k, v, mask), out.data_ptr(), out.stride(0),
+            out.stride(2), out.stride(1), None, 2, 20, 0.25)
+    kernel.run(kernel.library().cfmm_biased_attention_fwd, args, 0, 4)
+    torch.testing.assert_close(out.transpose(1, 2), biased_attention(q, k, v, mask, 0.25)[0])
+    assert os.listdir(temporary) == []  # the temporary build folder is gone

@@ -14,14 +14,16 @@ the 49-token SDA groups at 32 (17). The output is written token-major
 The source has no Python or torch headers: it is compiled with the C++
 compiler (``$CXX``, else ``c++``) on first use, in about a second, into
 ``$CROSSFORMER_MM_KERNEL_CACHE`` (default ``~/.cache/crossformer_mm``,
-created private to the user), and loaded with :mod:`ctypes`. The work is
+created private to the user; where that is not writable, a temporary folder
+removed once loaded), and loaded with :mod:`ctypes`. The work is
 split over ``torch.get_num_threads()`` threads (ctypes releases the GIL).
 
-It is used where it applies (:func:`kernel_applies`): CPU, fp32, head_dim
-32, no autograd graph through it, not while ``torch.compile`` or a JIT trace
-runs, an AVX-512 CPU (``torch.backends.cpu.get_cpu_capability()``). Where the
-compiler is missing or the build fails, one warning is logged and PyTorch's
-kernel is used. ``CROSSFORMER_MM_CPU_KERNEL=0`` turns it off.
+It is used where it applies (:func:`kernel_applies`): CPU, fp32 or bf16
+(computed in fp32), head_dim 32, no autograd graph through it, not while
+``torch.compile`` or a JIT trace runs, an AVX-512 CPU
+(``torch.backends.cpu.get_cpu_capability()``). Where the compiler is missing or
+the build fails, one warning is logged and PyTorch's kernel is used.
+``CROSSFORMER_MM_CPU_KERNEL=0`` turns it off.
 """
 import ctypes
 import hashlib
@@ -39,6 +41,9 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 HEAD_DIMS = 32
+#: Input dtypes; bf16 operands are converted to fp32 for the kernel and the
+#: results back (PyTorch's flash kernel also computes bf16 in fp32).
+DTYPES = (torch.float32, torch.bfloat16)
 SOURCE = osp.join(osp.dirname(__file__), 'csrc', 'biased_attention_avx512.cpp')
 CXX_FLAGS = ('-O3', '-std=c++17', '-shared', '-fPIC', '-fno-exceptions', '-mavx512f',
              '-mavx512dq', '-mavx512bw', '-mavx512vl', '-mfma')
@@ -73,8 +78,8 @@ def _compiler() -> str:
     return cxx
 
 
-def _library_path(cxx: str) -> str:
-    """Cached library of this source, compiler (and its version) and flags."""
+def _library_path(cxx: str, folder: str) -> str:
+    """The library of this source, compiler (and its version) and flags in ``folder``."""
     try:
         version = subprocess.run([cxx, '--version'], capture_output=True, text=True,
                                  timeout=30).stdout
@@ -83,7 +88,7 @@ def _library_path(cxx: str) -> str:
     with open(SOURCE, 'rb') as f:
         digest = hashlib.sha256(f.read())
     digest.update('\0'.join((cxx, version, *CXX_FLAGS)).encode())
-    return osp.join(cache_dir(), f'biased_attention_{digest.hexdigest()[:16]}.so')
+    return osp.join(folder, f'biased_attention_{digest.hexdigest()[:16]}.so')
 
 
 def _check_private(path: str) -> None:
@@ -95,14 +100,15 @@ def _check_private(path: str) -> None:
                                f'{CACHE_ENV} to a private folder)')
 
 
-def build_library() -> str:
-    """Compile the kernel (unless cached) and return the library's path."""
+def build_library(folder: Optional[str] = None) -> str:
+    """Compile the kernel into ``folder`` (default :func:`cache_dir`) unless it
+    is there, and return the library's path."""
     cxx = _compiler()
-    path = _library_path(cxx)
+    folder = folder or cache_dir()
+    path = _library_path(cxx, folder)
     if osp.exists(path):
         _check_private(path)
         return path
-    folder = osp.dirname(path)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     _check_private(folder)
     fd, tmp = tempfile.mkstemp(suffix='.so', dir=folder)
@@ -140,7 +146,11 @@ class _Kernel:
 
     def _load(self) -> None:
         try:
-            library = ctypes.CDLL(build_library())
+            try:
+                library = ctypes.CDLL(build_library())
+            except OSError:  # no writable cache: build for this process only
+                with tempfile.TemporaryDirectory(prefix='crossformer_mm_') as folder:
+                    library = ctypes.CDLL(build_library(folder))  # stays mapped when removed
             functions = (library.cfmm_biased_attention_fwd, library.cfmm_biased_attention_bwd)
         except (KernelBuildError, OSError, AttributeError) as error:
             self._error = str(error)
@@ -202,10 +212,10 @@ def kernel_available() -> bool:
 def kernel_supports(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> bool:
     """Whether the kernel takes these operands: q, k, v ``(G, heads, N, 32)``
     views with one set of strides, ``mask`` ``(P, heads, N, N)`` with
-    ``G % P == 0``; fp32 on CPU; the kernel available."""
+    ``G % P == 0``; fp32 or bf16 (computed in fp32) on CPU; the kernel available."""
     tensors = (q, k, v, mask)
-    if any(t.device.type != 'cpu' or t.dtype != torch.float32 or t.stride(-1) != 1
-           for t in tensors):
+    if any(t.device.type != 'cpu' or t.dtype not in DTYPES or t.stride(-1) != 1
+           for t in tensors) or not q.dtype == k.dtype == v.dtype:
         return False
     G, H, N, d = q.shape
     return (d == HEAD_DIMS and k.shape == v.shape == q.shape
@@ -236,8 +246,10 @@ def biased_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float
 
     Returns:
         The output, (G, heads, N, 32) (a view of token-major ``(G, N, heads,
-        32)`` memory), and the log-sum-exp (G, heads, N) or None.
+        32)`` memory) in q's dtype, and the fp32 log-sum-exp (G, heads, N) or None.
     """
+    dtype = q.dtype
+    q, k, v, mask = _fp32(q, k, v, mask)
     G, H, N, d = q.shape
     out = q.new_empty(G, N, H, d)
     lse = q.new_empty(G, H, N) if return_lse else None
@@ -246,7 +258,7 @@ def biased_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float
             lse.data_ptr() if lse is not None else None, H, N, scale)
     with torch.profiler.record_function('crossformer_mm::biased_attention_fwd'):
         _KERNEL.run(_KERNEL.library().cfmm_biased_attention_fwd, args, 0, G * H)
-    return out.transpose(1, 2), lse
+    return out.transpose(1, 2).to(dtype), lse
 
 
 def biased_attention_backward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, out: Tensor,
@@ -257,13 +269,15 @@ def biased_attention_backward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, out
     Args:
         q, k, v, mask, scale: as :func:`biased_attention`.
         out, lse: its output (G, heads, N, 32) and log-sum-exp (G, heads, N).
-        grad_out: the gradient of ``out``, fp32.
+        grad_out: the gradient of ``out``.
 
     Returns:
-        dq, dk, dv: (G, heads, N, 32) (views of token-major memory), and
-        dmask: the mask's shape, contiguous (summed over the groups that share
-        an entry).
+        dq, dk, dv: (G, heads, N, 32) in q's dtype (views of token-major
+        memory in fp32), and dmask: the mask's shape and dtype, contiguous
+        (summed over the groups that share an entry).
     """
+    dtype, mask_dtype = q.dtype, mask.dtype
+    q, k, v, mask, out, grad_out = _fp32(q, k, v, mask, out, grad_out)
     G, H, N, d = q.shape
     if grad_out.stride(-1) != 1:
         grad_out = grad_out.contiguous()
@@ -294,7 +308,12 @@ def biased_attention_backward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, out
             image = G * H if shared or period == 1 else period * H
             for begin in range(0, G * H, image):
                 _KERNEL.run(function, (*args, *dmask_args), begin, begin + image)
-    return (*(g.transpose(1, 2) for g in grads), dmask)
+    return (*(g.transpose(1, 2).to(dtype) for g in grads), dmask.to(mask_dtype))
+
+
+def _fp32(*tensors: Tensor) -> Tuple[Tensor, ...]:
+    """The tensors in fp32 (bf16 ones converted: contiguous, alike strides)."""
+    return tuple(t if t.dtype == torch.float32 else t.float() for t in tensors)
 
 
 def _qkv_mask_args(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> tuple:

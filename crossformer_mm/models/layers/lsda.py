@@ -199,7 +199,7 @@ class BiasedFlashAttention(torch.autograd.Function):
     v **and** of the additive mask ``M``.
 
     PyTorch's CPU flash kernel gives no gradient for ``attn_mask``. Where it
-    applies (fp32, head_dims 32, AVX-512), the compiled kernel of
+    applies (fp32 or bf16, head_dims 32, AVX-512), the compiled kernel of
     :mod:`.cpu_attention` runs both passes. Otherwise the forward is the flash
     kernel (it also returns the row log-sum-exp ``L``), and the backward
     recomputes the probabilities ``P = exp(q k^T * scale + M - L)`` for one
@@ -230,7 +230,7 @@ class BiasedFlashAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         saved = ctx.saved_tensors
-        if grad_out.dtype == torch.float32 and cpu_attention.kernel_applies(*saved[:4]):
+        if cpu_attention.kernel_applies(*saved[:4]):
             return (*cpu_attention.biased_attention_backward(*saved, grad_out, ctx.scale), None)
         q, k, v, mask, out, lse = (t.float() for t in saved)
         grad_out = grad_out.float()
