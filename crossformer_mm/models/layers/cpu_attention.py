@@ -1,15 +1,17 @@
-"""A compiled CPU kernel for biased attention with head_dim 32 (AVX-512, fp32).
+"""A compiled CPU kernel for biased attention with head_dim 32 (AVX-512).
 
-``O = softmax(q k^T * scale + M) v`` and the log-sum-exp of each score row,
-as PyTorch's CPU flash kernel computes them, but with the scores of 8 query
-rows at a time kept in registers (16 accumulators over 32 keys) and the exact
-softmax taken over the whole row. PyTorch's kernel multiplies blocks with a
-general GEMM, whose inner dimension (head_dim 32) is too small to reach the
-matmul rate, and adds the mask in a separate pass. On a 2-core AMD EPYC: the
-950-token ICLR groups run at 56-59 G multiply-adds/s (PyTorch's kernel: 51),
-the 49-token SDA groups at 32 (17). The output is written token-major
-``(G, N, heads, d)``, the layout ``proj`` reads. Source:
-``csrc/biased_attention_avx512.cpp``.
+``O = softmax(q k^T * scale + M) v``, the log-sum-exp of each score row, and
+the gradients of q, k, v and of the mask ``M`` (which PyTorch's CPU flash
+kernel does not give). PyTorch's kernel multiplies score blocks with a general
+GEMM, whose inner dimension (head_dim 32) is too small for the matmul rate, and
+adds the mask in a separate pass. This one forms the scores of 10 query rows x
+32 keys in 20 registers, starting from the mask, takes the exact softmax over
+each whole row, and accumulates ``P v`` in registers; the backward recomputes
+``P`` from the log-sum-exp in the same tiles. On a 2-core AMD EPYC the forward
+of the 950-token ICLR groups runs at 64-74 G multiply-adds/s (PyTorch's flash
+kernel: 37-51 in the same runs), of the 49-token SDA groups at 23-36 (11-18).
+Outputs are written token-major ``(G, N, heads, d)``, the layout ``proj``
+reads. Source: ``csrc/biased_attention_avx512.cpp``.
 
 The source has no Python or torch headers: it is compiled with the C++
 compiler (``$CXX``, else ``c++``) on first use, in about a second, into
