@@ -307,7 +307,7 @@ def biased_attention_backward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, out
             dmask = dmask.sum(0, keepdim=True)
         else:
             dmask_args = (dmask.data_ptr(), dmask.stride(0), dmask.stride(1), dmask.stride(2))
-            image = G * H if shared or period == 1 else period * H
+            image = G * H if period == 1 else period * H  # pairs per image
             for begin in range(0, G * H, image):
                 _KERNEL.run(function, (*args, *dmask_args), begin, begin + image)
     return (*(g.transpose(1, 2).to(dtype) for g in grads), dmask.to(mask_dtype))
