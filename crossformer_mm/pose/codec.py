@@ -1,3 +1,6 @@
+# Re-implements the target generators (lib/dataset/target_generators/) and the grouping of
+# HigherHRNet (Cheng et al., CVPR 2020, https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation,
+# Copyright (c) Microsoft, MIT License).
 """Two-resolution associative-embedding codec of HigherHRNet."""
 from typing import List, Optional, Sequence, Tuple
 
@@ -32,7 +35,7 @@ class HigherResolutionAssociativeEmbedding(BaseKeypointCodec):
     The tag targets index the first (stride-4) map.
 
     Decoding is the original ``HeatmapParser`` (see
-    :class:`~crossformer_mm.models.pose.grouping.HeatmapParser`) on maps that
+    :class:`~crossformer_mm.pose.grouping.HeatmapParser`) on maps that
     the head has already aggregated; keypoints come back in the pixel frame of
     those maps.
 

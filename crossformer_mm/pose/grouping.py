@@ -1,3 +1,7 @@
+# Re-implements the associative-embedding grouping (lib/core/group.py) of HigherHRNet
+# (Cheng et al., CVPR 2020, https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation,
+# Copyright (c) Microsoft, MIT License), itself based on pose-ae-train
+# (Newell et al., https://github.com/princeton-vl/pose-ae-train, BSD 3-Clause License).
 """Associative-embedding grouping of HigherHRNet (original ``HeatmapParser``).
 
 A faithful re-implementation of ``lib/core/group.py`` of the original code

@@ -1,3 +1,7 @@
+# Follows adjust / refine of lib/core/group.py of HigherHRNet (Cheng et al., CVPR 2020,
+# https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation,
+# Copyright (c) Microsoft, MIT License), itself based on pose-ae-train
+# (Newell et al., https://github.com/princeton-vl/pose-ae-train, BSD 3-Clause License).
 """The original HigherHRNet ``HeatmapParser.adjust`` / ``refine``, written as
 the original computes them (one Python iteration per person and joint): the
 reference that the vectorised :class:`~crossformer_mm.pose.grouping.HeatmapParser`

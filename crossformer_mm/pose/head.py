@@ -1,3 +1,6 @@
+# Re-implements the higher-resolution head (lib/models/pose_higher_hrnet.py) and its test-time
+# aggregation (lib/core/inference.py) of HigherHRNet (Cheng et al., CVPR 2020,
+# https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation, Copyright (c) Microsoft, MIT License).
 """The higher-resolution associative-embedding head of HigherHRNet."""
 from typing import Dict, List, Optional, Sequence, Tuple
 

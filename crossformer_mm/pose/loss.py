@@ -1,3 +1,5 @@
+# Re-implements the losses (lib/core/loss.py) of HigherHRNet (Cheng et al., CVPR 2020,
+# https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation, Copyright (c) Microsoft, MIT License).
 """Losses of HigherHRNet: masked multi-resolution heatmap MSE and the
 associative-embedding pull/push loss of the original ``lib/core/loss.py``."""
 from typing import List, Sequence, Tuple

@@ -1,3 +1,6 @@
+# Re-implements the training mask (lib/dataset/COCOKeypoints.py) and the aligned test resize
+# (lib/utils/transforms.py) of HigherHRNet (Cheng et al., CVPR 2020,
+# https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation, Copyright (c) Microsoft, MIT License).
 """Transforms of HigherHRNet: the training mask of invalid regions (crowds
 included), the original aligned (multi-scale) test resize and a pack step
 that keeps an image pyramid."""
