@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a tool of this folder in NPROC processes per node with torchrun (used by
 # dist_train.sh / dist_test.sh):  [VAR=...] tools/dist_run.sh NPROC SCRIPT [args]
-# Without CUDA the processes use the gloo backend (crossformer_mm/utils/runtime.py).
+# Without CUDA the processes use the gloo backend (crossformer_mm.compat.dist_init_without_cuda).
 #
 # Multi-node (as in mmdet's dist_train.sh): run the same command on every node with
 #   NNODES       number of nodes [1]

@@ -5,7 +5,7 @@
         [--launcher {none,pytorch,slurm,mpi}]
 
 Multi-process: tools/dist_train.sh CONFIG N (torchrun); on a machine without
-CUDA the gloo backend is used automatically (crossformer_mm/utils/runtime.py).
+CUDA the gloo backend is used automatically (crossformer_mm.compat.dist_init_without_cuda).
 """
 import argparse
 import logging
