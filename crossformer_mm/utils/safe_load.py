@@ -38,9 +38,16 @@ from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
-import numpy.core.multiarray as np_multiarray
 import torch
 from mmengine.logging import HistoryBuffer
+
+# numpy 2 moved numpy.core to numpy._core (numpy.core is a deprecated alias there). Files
+# name the module of the numpy that wrote them, so the allow-list holds both names, each
+# mapped to this numpy's object: a file written with either numpy loads with both.
+try:
+    import numpy._core.multiarray as np_multiarray
+except ImportError:  # numpy < 1.26 (1.26 has numpy._core as an alias of numpy.core)
+    import numpy.core.multiarray as np_multiarray
 
 #: Environment variable: files (or folders) whose pickles may run code.
 TRUSTED_ENV = 'CROSSFORMER_MM_TRUSTED_CHECKPOINTS'
@@ -126,14 +133,19 @@ SAFE_GLOBALS: List[Tuple[Any, str, str]] = [
      "mmengine runner files: each pickled HistoryBuffer holds its statistics methods "
      "(getattr(HistoryBuffer, 'min' / 'max' / 'current' / 'mean')); nothing else may be getattr'd"),
     (np_multiarray.scalar, 'numpy.core.multiarray.scalar',
-     "mmengine runner files: numpy scalars, e.g. message_hub['runtime_info']['eta'] (float64)"),
+     "mmengine runner files written with numpy 1: numpy scalars, e.g. "
+     "message_hub['runtime_info']['eta'] (float64)"),
+    (np_multiarray.scalar, 'numpy._core.multiarray.scalar',
+     'mmengine runner files written with numpy 2 (its module is numpy._core): numpy scalars'),
     (np.dtype, 'numpy.dtype',
      'mmengine runner files: the dtype of every numpy scalar and array'),
     (np.ndarray, 'numpy.ndarray',
      'mmengine runner files: HistoryBuffer._log_history / _count_history arrays; '
      "pose files: meta['dataset_meta'] arrays (keypoint weights, colours)"),
     (np_multiarray._reconstruct, 'numpy.core.multiarray._reconstruct',
-     'mmengine runner files: how every numpy array above is pickled'),
+     'mmengine runner files written with numpy 1: how every numpy array above is pickled'),
+    (np_multiarray._reconstruct, 'numpy._core.multiarray._reconstruct',
+     'mmengine runner files written with numpy 2: how every numpy array above is pickled'),
     # dtype classes are not pickle globals, but rebuilding a dtype checks its class
     (type(np.dtype(np.float64)), 'numpy.dtypes.Float64DType',
      'mmengine runner files: HistoryBuffer._log_history, numpy float64 scalars (eta)'),
@@ -429,13 +441,11 @@ def _short(error: Exception, limit: int = 160) -> str:
 
 # NaN / Inf --------------------------------------------------------------------------
 def model_weights(checkpoint: Any) -> Mapping[str, Any]:
-    """The weights of a checkpoint: ``state_dict`` / ``model`` / the raw state dict."""
-    if not isinstance(checkpoint, Mapping):
-        return {}
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), Mapping):
-            return checkpoint[key]
-    return checkpoint
+    """The weights of a checkpoint: ``state_dict`` / ``model`` / the raw state dict
+    (:func:`crossformer_mm.utils.checkpoint.unwrap_state_dict`, unchecked: ``{}``
+    for a non-mapping, values that are no tensors kept)."""
+    from .checkpoint import unwrap_state_dict  # (checkpoint imports this module)
+    return unwrap_state_dict(checkpoint, check=False)
 
 
 def nonfinite_keys(weights: Mapping[str, Any]) -> List[Tuple[str, int]]:
