@@ -217,6 +217,10 @@ class CrossFormer(BaseModule):
             loads a released classification checkpoint (or a converted / full
             model one); add ``strict=False`` to tolerate missing / unexpected
             keys. Without it, the original initialisation is used.
+        pretrained (str, optional): A checkpoint path or URL, the same as
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` (what
+            mmseg's ``EncoderDecoder(pretrained=...)`` hands its backbone, as
+            to Swin). Give it or ``init_cfg``, not both. Default: None.
     """
 
     def __init__(self,
@@ -239,7 +243,17 @@ class CrossFormer(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  use_fused_attn: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None) -> None:
+        if pretrained is not None:
+            if not isinstance(pretrained, str) or not pretrained:
+                raise TypeError('CrossFormer: pretrained must be a checkpoint path or URL (str) '
+                                f'or None, got {pretrained!r}')
+            if init_cfg is not None:
+                raise ValueError(f'CrossFormer: give either pretrained={pretrained!r} or '
+                                 f'init_cfg={init_cfg!r}, not both (e.g. set the model-level '
+                                 "`pretrained=None` when the backbone has an init_cfg)")
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         super().__init__(init_cfg=init_cfg)
         if init_cfg is not None and init_cfg.get('type') != 'Pretrained':
             raise ValueError("CrossFormer's init_cfg must be None or "
