@@ -1,10 +1,16 @@
 """The compatibility patches of crossformer_mm/compat.py: each is applied once,
 only where its cause exists, makes the stack work, and the stock stack fails
-without it (shown in fresh interpreters that do not import this package)."""
+without it (shown in fresh interpreters that do not import this package).
+The stack is whole otherwise: mmpose and mmpretrain import the real torchvision
+that matches torch, and nothing of this package runs at interpreter start."""
+import glob
+import importlib.metadata
 import os.path as osp
+import site
 import socket
 import subprocess
 import sys
+import sysconfig
 import textwrap
 
 import numpy as np
@@ -14,6 +20,7 @@ import torch.distributed as torch_dist
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel, MMDistributedDataParallel
 from mmengine.runner import CheckpointLoader, Runner
+from packaging.requirements import Requirement
 from torch import nn
 
 from crossformer_mm import compat
@@ -48,10 +55,7 @@ def test_patches_applied_here_are_exactly_those_whose_cause_exists():
         expected.add('safe_checkpoint_loading')
     if NEEDS_CPU_PATCHES:
         expected |= {'dist_init_without_cuda', 'ddp_without_cuda', 'sync_bn_without_cuda'}
-    assert expected <= set(compat.APPLIED)
-    # the toolbox patches are applied by crossformer_mm.pose / .classification
-    assert set(compat.APPLIED) - expected <= {'mmpose_without_torchvision',
-                                              'mmpretrain_without_torchvision'}
+    assert set(compat.APPLIED) == expected
 
 
 def test_patches_are_applied_once():
@@ -63,6 +67,7 @@ def test_patches_are_applied_once():
     assert compat.APPLIED == applied
 
 
+@pytest.mark.slow
 def test_no_patch_runs_on_a_machine_with_an_accelerator():
     """With an accelerator (mmengine's device 'cuda') and a current mmengine,
     importing the package leaves mmengine as it is."""
@@ -83,6 +88,7 @@ def test_no_patch_runs_on_a_machine_with_an_accelerator():
     assert 'applied: []' in result.stdout
 
 
+@pytest.mark.slow
 def test_each_applied_patch_is_logged_once():
     result = python('''
         import crossformer_mm
@@ -92,8 +98,8 @@ def test_each_applied_patch_is_logged_once():
     ''')
     assert result.returncode == 0, result.stdout
     for name in compat.APPLIED:
-        if name not in ('mmpose_without_torchvision', 'mmpretrain_without_torchvision'):
-            assert result.stdout.count(f'compat patch {name}:') == 1, result.stdout
+        assert result.stdout.count(f'compat patch {name}:') == 1, result.stdout
+    assert result.stdout.count('compat patch') == len(compat.APPLIED), result.stdout
 
 
 # safe_checkpoint_loading ---------------------------------------------------
@@ -105,12 +111,18 @@ def mmengine_checkpoint(path: str) -> None:
                     meta=dict(seed=np.int64(3), lr=np.float64(0.1))), path)
 
 
-def test_mmengine_checkpoints_load_and_fail_without_the_patch(tmp_path):
+def test_mmengine_checkpoints_load(tmp_path):
     path = str(tmp_path / 'mmengine_style.pth')
     mmengine_checkpoint(path)
     checkpoint = CheckpointLoader.load_checkpoint(path)
     assert checkpoint['message_hub']['log_scalars']['loss'].current() == 1.5
     assert checkpoint['meta']['seed'] == 3
+
+
+@pytest.mark.slow
+def test_stock_mmengine_checkpoint_loading_fails(tmp_path):
+    path = str(tmp_path / 'mmengine_style.pth')
+    mmengine_checkpoint(path)
     stock = python(f'''
         from mmengine.runner import CheckpointLoader
         CheckpointLoader.load_checkpoint({path!r})
@@ -177,6 +189,7 @@ STOCK_GLOO = '''
 '''
 
 
+@pytest.mark.slow
 def test_stock_dist_init_fails_without_cuda():
     assert NEEDS_CPU_PATCHES, 'this test documents the CPU-only stack'
     stock = python('''
@@ -187,6 +200,7 @@ def test_stock_dist_init_fails_without_cuda():
     assert 'cuda' in stock.stdout.lower() or 'nccl' in stock.stdout.lower(), stock.stdout
 
 
+@pytest.mark.slow
 def test_stock_ddp_wrapping_fails_without_cuda():
     assert NEEDS_CPU_PATCHES
     stock = python(STOCK_GLOO + '''
@@ -202,6 +216,7 @@ def test_stock_ddp_wrapping_fails_without_cuda():
     assert stock.returncode != 0 and 'device_ids' in stock.stdout, stock.stdout
 
 
+@pytest.mark.slow
 def test_stock_sync_bn_fails_without_cuda():
     assert NEEDS_CPU_PATCHES
     stock = python(STOCK_GLOO + '''
@@ -213,131 +228,95 @@ def test_stock_sync_bn_fails_without_cuda():
     assert stock.returncode != 0 and 'SyncBatchNorm' in stock.stdout, stock.stdout
 
 
-# mmpretrain_without_torchvision ----------------------------------------------
-def test_mmpretrain_needs_the_patch_only_without_torchvision():
-    """Stock: ``import mmpretrain.models`` / ``mmpretrain.datasets`` fail where
-    torchvision cannot be imported. After ``crossformer_mm.classification``
-    they import (and the apis), the torchvision names mmpretrain took are
-    stand-ins that raise a clear error, and torchvision still cannot be
-    imported by anybody else."""
-    stock_models = python('import mmpretrain.models')
-    stock_datasets = python('import mmpretrain.datasets')
-    patched = python('''
-        import sys
-        import crossformer_mm.classification
-        import mmpretrain.models, mmpretrain.datasets, mmpretrain.evaluation, mmpretrain.engine
-        from mmpretrain.apis import ImageClassificationInferencer, get_model
-        from crossformer_mm import compat
-        print('applied:', sorted(compat.APPLIED))
-        if 'mmpretrain_without_torchvision' in compat.APPLIED:
-            assert not [m for m in sys.modules if m.split('.')[0] == 'torchvision'], 'stand-ins left'
-            from mmpretrain.datasets.transforms import formatting
-            from mmpretrain.registry import TRANSFORMS
-            for use in (lambda: formatting.F.pil_to_tensor(None),
-                        lambda: TRANSFORMS.build(dict(type='MAERandomResizedCrop', size=224))):
-                try:
-                    use()
-                except compat.TorchvisionUnavailableError as error:
-                    print('stand-in:', error)
-            try:
-                import torchvision
-            except ImportError:
-                print('torchvision still not importable')
-    ''')
-    assert patched.returncode == 0, patched.stdout
-    if compat.torchvision_importable():
-        assert stock_models.returncode == 0 and stock_datasets.returncode == 0
-        assert 'mmpretrain_without_torchvision' not in patched.stdout
-    else:
-        for stock, importer in ((stock_models, 'visual_grounding_eval.py'),
-                                (stock_datasets, 'formatting.py')):
-            assert stock.returncode != 0, stock.stdout
-            assert 'torchvision' in stock.stdout and importer in stock.stdout, stock.stdout
-        assert 'mmpretrain_without_torchvision' in patched.stdout
-        assert patched.stdout.count('stand-in: torchvision.') == 2, patched.stdout
-        assert 'needs torchvision' in patched.stdout
-        assert 'torchvision still not importable' in patched.stdout
+# the real torchvision, nothing at interpreter start -------------------------------
+def test_torchvision_is_the_build_for_this_torch():
+    """torchvision's own requirement names the installed torch, and its compiled
+    ops run (a build for another torch raises at import or in ``ops.nms``)."""
+    import torchvision
+    requires = [Requirement(r) for r in importlib.metadata.requires('torchvision') or []]
+    torch_req = [r for r in requires if r.name == 'torch']
+    assert torch_req, f'torchvision {torchvision.__version__} requires no torch: {requires}'
+    assert torch_req[0].specifier.contains(torch.__version__.split('+')[0]), (
+        f'torchvision {torchvision.__version__} is built for {torch_req[0]}, torch is '
+        f'{torch.__version__}: run tools/install.sh')
+    boxes = torch.tensor([[0., 0., 2., 2.], [0., 0., 2., 2.1], [5., 5., 6., 6.]])
+    keep = torchvision.ops.nms(boxes, torch.tensor([.9, .8, .7]), iou_threshold=.5)
+    assert keep.tolist() == [0, 2]
 
 
-# mmpose_without_torchvision --------------------------------------------------
-def test_mmpose_visualization_needs_the_patch_only_without_torchvision():
-    stock = python('import mmpose.visualization', CROSSFORMER_MM_NO_HOOK='1')  # no import hook
-    patched = python('import crossformer_mm.pose, mmpose.visualization; '
-                     'from crossformer_mm import compat; print(sorted(compat.APPLIED))')
-    assert patched.returncode == 0, patched.stdout
-    if compat.torchvision_importable():
-        assert stock.returncode == 0, stock.stdout
-        assert 'mmpose_without_torchvision' not in patched.stdout
-    else:
-        assert stock.returncode != 0 and 'torchvision' in stock.stdout, stock.stdout
-        assert 'mmpose_without_torchvision' in patched.stdout
-
-
-# the interpreter-start hook: mmpose.apis first, without torchvision ---------------
-def _fake_torchvision(root, broken: bool) -> str:
-    """A folder with an importable (or, like PyPI's CUDA wheels under a CPU torch,
-    raising) ``torchvision`` that has what simcc_vis imports; for PYTHONPATH."""
-    package = root / ('broken' if broken else 'working') / 'torchvision'
-    package.mkdir(parents=True)
-    (package / '__init__.py').write_text(
-        "raise RuntimeError('operator torchvision::nms does not exist')\n" if broken else '')
-    (package / 'transforms.py').write_text('class ToPILImage:\n    pass\n')
-    return str(package.parent)
-
-
-def test_hook_is_installed_at_start_and_imports_nothing_heavy():
-    """The .pth of the installed package puts the finder on sys.meta_path; at
-    start no torch, mmengine, mmpose or crossformer_mm module is imported."""
+def test_nothing_of_the_package_runs_at_interpreter_start():
+    """No module, finder or .pth of crossformer_mm in a fresh interpreter."""
     out = python('''
         import sys
-        heavy = sorted(m for m in sys.modules
-                       if m.split('.')[0] in ('torch', 'mmengine', 'mmcv', 'mmpose', 'numpy', 'crossformer_mm'))
-        print('HEAVY', heavy)
-        print('FINDERS', [type(f).__name__ for f in sys.meta_path])
+        print('MODULES', sorted(m for m in sys.modules if 'crossformer' in m))
+        print('FINDERS', [f for f in sys.meta_path if 'crossformer' in repr(f)])
     ''')
     assert out.returncode == 0, out.stdout
-    assert 'MMPoseWithoutTorchvisionFinder' in out.stdout, (
-        'the import hook is not installed: run tools/install.sh (it writes '
-        'crossformer_mm-hook.pth into site-packages)\n' + out.stdout)
-    assert 'HEAVY []' in out.stdout, out.stdout
+    assert 'MODULES []' in out.stdout and 'FINDERS []' in out.stdout, out.stdout
+
+
+def site_dirs() -> list:
+    dirs = set(site.getsitepackages() + [site.getusersitepackages()])
+    dirs |= {sysconfig.get_paths()[key] for key in ('purelib', 'platlib')}
+    return sorted(d for d in dirs if osp.isdir(d))
+
+
+def test_no_crossformer_pth_file_in_site_packages():
+    """A ``.pth`` file runs at the start of every interpreter of the environment."""
+    assert sysconfig.get_paths()['purelib'] in site_dirs()
+    found = [f for d in site_dirs() for f in glob.glob(osp.join(d, '*crossformer*.pth'))]
+    assert not found, f'{found} run code at interpreter start: rerun tools/install.sh'
 
 
 @pytest.mark.slow
-def test_mmpose_apis_import_first_without_torchvision():
-    """A fresh interpreter imports mmpose.apis before anything of this package:
-    where torchvision cannot be imported the hook loads compat's stand-in (and
-    without the hook the same import fails)."""
-    code = '''
+def test_mmpose_apis_first_in_a_fresh_interpreter():
+    """``from mmpose.apis import MMPoseInferencer`` as the first line imports the
+    real torchvision (mmpose.visualization.simcc_vis needs it) and nothing of
+    this package."""
+    out = python('''
         from mmpose.apis import MMPoseInferencer, inference_bottomup, init_model
         import sys
-        print('SIMCC', sys.modules['mmpose.visualization.simcc_vis'].__spec__.origin)
-    '''
-    hooked = python(code)
-    unhooked = python(code, CROSSFORMER_MM_NO_HOOK='1')
-    if compat.torchvision_importable():
-        assert hooked.returncode == unhooked.returncode == 0, hooked.stdout
-        assert 'simcc_vis.py' in hooked.stdout
-    else:
-        assert hooked.returncode == 0, hooked.stdout
-        assert 'SIMCC crossformer_mm.compat.simcc_vis_stand_in' in hooked.stdout
-        assert 'compat patch mmpose_without_torchvision' in hooked.stdout
-        assert unhooked.returncode != 0 and 'torchvision' in unhooked.stdout, unhooked.stdout
+        print('SIMCC', sys.modules['mmpose.visualization.simcc_vis'].__file__)
+        print('TORCHVISION', sys.modules['torchvision'].__file__)
+        print('CFMM', sorted(m for m in sys.modules if 'crossformer' in m))
+    ''')
+    assert out.returncode == 0, out.stdout
+    lines = dict(line.split(' ', 1) for line in out.stdout.splitlines()
+                 if line.split(' ')[0] in ('SIMCC', 'TORCHVISION', 'CFMM'))
+    assert lines['SIMCC'].endswith(osp.join('mmpose', 'visualization', 'simcc_vis.py'))
+    assert lines['TORCHVISION'].endswith(osp.join('torchvision', '__init__.py'))
+    assert osp.isfile(lines['TORCHVISION']), out.stdout
+    assert lines['CFMM'] == '[]', out.stdout
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('broken', [False, True])
-def test_hook_acts_only_where_torchvision_cannot_be_imported(tmp_path, broken):
-    """With an importable torchvision the real simcc_vis loads and nothing of this
-    package is imported; with one that raises at import the stand-in loads."""
+def test_mmpretrain_and_the_classification_package_use_the_real_torchvision():
+    """``crossformer_mm.classification`` and mmpretrain import the real
+    torchvision; what mmpretrain takes from it works (its ``torchvision/*``
+    transforms are registered, PIL images are packed, box IoUs computed)."""
     out = python('''
+        import crossformer_mm.classification
+        import mmpretrain.datasets, mmpretrain.evaluation, mmpretrain.models
         import sys
-        import mmpose.visualization
-        print('SIMCC', sys.modules['mmpose.visualization.simcc_vis'].__spec__.origin)
-        print('CFMM', 'crossformer_mm' in sys.modules)
-    ''', PYTHONPATH=_fake_torchvision(tmp_path, broken))
+        import numpy as np
+        import torch
+        import torchvision
+        from PIL import Image
+        from mmpretrain.datasets.transforms import formatting
+        from mmpretrain.models.utils import box_utils
+        from mmpretrain.registry import TRANSFORMS
+        print('TORCHVISION', torchvision.__file__)
+        assert formatting.F is sys.modules['torchvision.transforms.functional']
+        assert box_utils.boxes is sys.modules['torchvision.ops.boxes']
+        assert 'torchvision/RandomResizedCrop' in TRANSFORMS.module_dict
+        image = Image.fromarray(np.zeros((4, 6, 3), np.uint8))
+        packed = TRANSFORMS.build(dict(type='PackInputs'))(dict(img=image))
+        print('PACKED', tuple(packed['inputs'].shape))
+        iou = box_utils.box_iou(torch.tensor([[0., 0., 2., 2.]]), torch.tensor([[0., 0., 2., 4.]]))
+        print('IOU', float(iou))
+    ''')
     assert out.returncode == 0, out.stdout
-    if broken:
-        assert 'SIMCC crossformer_mm.compat.simcc_vis_stand_in' in out.stdout, out.stdout
-    else:
-        assert 'mmpose/visualization/simcc_vis.py' in out.stdout, out.stdout
-        assert 'CFMM False' in out.stdout, out.stdout
+    tv_file = out.stdout.split('TORCHVISION ', 1)[1].split('\n')[0]
+    assert osp.isfile(tv_file) and tv_file.endswith(osp.join('torchvision', '__init__.py'))
+    assert 'PACKED (3, 4, 6)' in out.stdout, out.stdout
+    assert 'IOU 0.5' in out.stdout, out.stdout

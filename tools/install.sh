@@ -28,11 +28,42 @@ if [ -n "${CFMM_WHEELHOUSE:-}" ]; then
   fi
 fi
 
-step "torch (kept if already installed)"
-if "$PY" -c "import torch" 2>/dev/null; then
-  "$PY" -c "import torch; print('torch', torch.__version__, 'already installed')"
+step "torch and its torchvision, from the package index"
+# Keep a torch + torchvision pair that works (e.g. a CUDA build the user chose). Otherwise
+# take the package index's builds, asked for with --isolated: the machine's pip
+# configuration may prefer a local torch build (e.g. 2.13.0+cpu from a wheel folder) for
+# which the index has no torchvision; mmpose and mmpretrain import torchvision.
+TORCHVISION_WORKS='import torch, torchvision
+boxes = torch.tensor([[0., 0., 2., 2.], [0., 0., 2., 2.1]])
+assert torchvision.ops.nms(boxes, torch.tensor([1., .5]), .5).tolist() == [0]'
+INDEX_PIP=("$PY" -m pip install --isolated --disable-pip-version-check)
+if "$PY" -c "$TORCHVISION_WORKS" 2>/dev/null; then
+  "$PY" -c "import torch, torchvision
+print('torch', torch.__version__, 'with torchvision', torchvision.__version__, 'already installed')"
 else
-  "${PIP[@]}" torch
+  TORCH_DIST="$("$PY" -c "import importlib.metadata as m; print(m.version('torch'))" 2>/dev/null || true)"
+  if [[ "$TORCH_DIST" == *+* ]]; then
+    echo "torch $TORCH_DIST is a local build: the package index has no torchvision for it;"
+    echo "replacing it by the index's torch $(pinned torch)"
+    "$PY" -m pip uninstall -y torch torchvision
+    TORCH_DIST=
+  fi
+  if [ -z "$TORCH_DIST" ] || [ "$TORCH_DIST" = "$(pinned torch)" ]; then
+    # the tested pair, both pinned in the constraints file
+    "${INDEX_PIP[@]}" --constraint "$CONSTRAINTS" torch torchvision
+  else
+    # another torch from the index (kept): torch 2.M.P goes with torchvision 0.(M+15).P
+    # (2.3.0 -> 0.18.0, ..., 2.13.0 -> 0.28.0)
+    TV="$(echo "$TORCH_DIST" | awk -F. '$1 == 2 && $2 >= 3 {printf "0.%d.%d", $2 + 15, $3}')"
+    if [ -z "$TV" ]; then
+      echo "!! [install] torch $TORCH_DIST: install its matching torchvision by hand (or" \
+           "'pip uninstall torch' and rerun for the tested torch $(pinned torch))" >&2
+      false
+    fi
+    echo "torch $TORCH_DIST (not the tested $(pinned torch)): installing its torchvision $TV"
+    "${INDEX_PIP[@]}" --no-deps "torchvision==$TV"
+  fi
+  "$PY" -c "$TORCHVISION_WORKS"
 fi
 
 step "build tools: setuptools, wheel, ninja, numpy"
@@ -63,9 +94,6 @@ step "mmpose without chumpy, and its real dependencies"
 "${PIP[@]}" json_tricks munkres xtcocotools six scipy matplotlib pillow
 
 step "mmpretrain, and its dependencies"
-# mmpretrain imports torchvision in four modules; where torchvision cannot be
-# imported (CPU torch 2.13), crossformer_mm.classification supplies stand-ins
-# (compat.mmpretrain_without_torchvision), so torchvision is not installed here.
 "${PIP[@]}" mmpretrain einops importlib-metadata mat4py modelindex
 
 step "openmim without openxlab"
@@ -73,7 +101,7 @@ step "openmim without openxlab"
 "${PIP[@]}" click colorama model-index rich tabulate requests pandas
 
 step "test tools"
-"${PIP[@]}" pytest scikit-learn  # scikit-learn: the digits of the classification learning check
+"${PIP[@]}" pytest ruff scikit-learn  # scikit-learn: the digits of the classification learning check
 "${PIP[@]}" yacs  # tests/utils/test_safe_load.py: released CrossFormer files pickle a yacs CfgNode
 
 step "crossformer_mm (editable)"
@@ -86,10 +114,14 @@ if [ ! -e "$SITE/crossformer_mm" ] || [ -L "$SITE/crossformer_mm" ]; then
   ln -sfn "$ROOT/crossformer_mm" "$SITE/crossformer_mm"  # (re-)point it at this checkout
   echo "linked $SITE/crossformer_mm -> $ROOT/crossformer_mm (for mim)"
 fi
-# The import hook that lets `from mmpose.apis import ...` work without torchvision
-# before crossformer_mm is imported (_crossformer_mm_hook.py): wheels ship its .pth,
-# editable installs do not, so write it into site-packages.
-"$PY" "$ROOT/_crossformer_mm_hook.py" "$SITE"
+# setuptools' editable install also writes __editable__.crossformer_mm-*.pth, which imports
+# its finder at every interpreter start; the link above already makes `import crossformer_mm`
+# load this checkout, so remove that .pth and its finder (pip uninstall skips missing files).
+# crossformer_mm-hook.pth: written by this script before December 2026 (an import hook).
+if [ "$(readlink -f "$SITE/crossformer_mm")" = "$(readlink -f "$ROOT/crossformer_mm")" ]; then
+  rm -fv "$SITE"/__editable__.crossformer_mm-*.pth "$SITE"/__editable___crossformer_mm_*_finder.py
+fi
+rm -fv "$SITE/crossformer_mm-hook.pth"
 
 step "Slurm (slurm-wlm: slurmctld, slurmd, srun) for tests/tools/test_slurm.py"
 # The Slurm launcher test starts its own slurmctld + slurmd on 127.0.0.1.
@@ -112,12 +144,12 @@ else
 fi
 
 step "check imports"
-"$PY" - <<'PY'
+CFMM_ROOT="$ROOT" "$PY" - <<'PY'
 import importlib
-mods = ['torch', 'numpy', 'mmengine', 'mmcv', 'mmcv.ops', 'mmdet', 'mmdet.models',
-        'mmseg', 'mmseg.models', 'mmpose', 'mmpose.models', 'pycocotools',
-        'xtcocotools', 'munkres', 'mim', 'crossformer_mm', 'mmpretrain',
-        'crossformer_mm.classification', 'mmpretrain.models', 'sklearn']
+mods = ['torch', 'torchvision', 'torchvision.ops', 'numpy', 'mmengine', 'mmcv', 'mmcv.ops',
+        'mmdet', 'mmdet.models', 'mmseg', 'mmseg.models', 'mmpose', 'mmpose.models',
+        'mmpose.apis', 'pycocotools', 'xtcocotools', 'munkres', 'mim', 'crossformer_mm',
+        'mmpretrain', 'crossformer_mm.classification', 'mmpretrain.models', 'sklearn']
 for name in mods:
     mod = importlib.import_module(name)
     version = getattr(mod, '__version__', '')
@@ -132,5 +164,18 @@ with warnings.catch_warnings():
 mim_tools = osp.join(get_installed_path('crossformer_mm'), '.mim', 'tools', 'train.py')
 assert osp.isfile(mim_tools), f'mim cannot find crossformer_mm tools at {mim_tools}'
 print(f'  mim finds         {osp.dirname(mim_tools)}')
+import glob
+import os
+import site
+import sysconfig
+import crossformer_mm
+root = osp.realpath(os.environ['CFMM_ROOT'])
+assert osp.realpath(crossformer_mm.__file__).startswith(osp.join(root, 'crossformer_mm', '')), (
+    f'crossformer_mm is imported from {crossformer_mm.__file__}, not from this checkout {root}: '
+    'pip uninstall crossformer_mm, then rerun tools/install.sh')
+site_dirs = set(site.getsitepackages() + [sysconfig.get_paths()['purelib']])
+pth = sorted(p for d in site_dirs for p in glob.glob(osp.join(d, '*crossformer*.pth')))
+assert not pth, f'{pth} would run code at every interpreter start: delete them'
+print('  no crossformer .pth in', ', '.join(sorted(site_dirs)))
 print('[install] OK')
 PY

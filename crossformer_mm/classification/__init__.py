@@ -9,10 +9,6 @@ classification files (``crossformer-s.pth``, ...) load as they are through
 Classification configs import it with
 ``custom_imports=dict(imports=['crossformer_mm.classification'])``.
 """
-from ..compat import mmpretrain_without_torchvision
-
-mmpretrain_without_torchvision()  # before anything below imports mmpretrain
-
-from .head import CrossFormerClsHead  # noqa: E402
+from .head import CrossFormerClsHead
 
 __all__ = ['CrossFormerClsHead']

@@ -4,9 +4,4 @@ neck for pyramid backbones (importing registers them).
 
 Pose configs import it with ``custom_imports=dict(imports=['crossformer_mm.pose'])``.
 """
-from ..compat import mmpose_without_torchvision
-
-mmpose_without_torchvision()  # before anything below imports mmpose
-
-from . import codec, data_preprocessor, estimator, head  # noqa: F401,E402
-from . import loss, neck, transforms  # noqa: F401,E402
+from . import codec, data_preprocessor, estimator, head, loss, neck, transforms  # noqa: F401
