@@ -1,7 +1,6 @@
 import os.path as osp
 
 from setuptools import find_packages, setup
-from setuptools.command.build_py import build_py
 
 
 def read_version() -> str:
@@ -11,34 +10,6 @@ def read_version() -> str:
     return scope['__version__']
 
 
-def read_hook_file() -> tuple:
-    """(name, content) of the .pth file of ``_crossformer_mm_hook.py``."""
-    scope: dict = {'__name__': '_crossformer_mm_hook'}
-    with open(osp.join(osp.dirname(__file__), '_crossformer_mm_hook.py')) as f:
-        exec(compile(f.read(), '_crossformer_mm_hook.py', 'exec'), scope)
-    return scope['PTH_NAME'], scope['PTH_LINE']
-
-
-class BuildPyWithHook(build_py):
-    """build_py that also puts the ``.pth`` file of the mmpose-without-torchvision
-    import hook (``_crossformer_mm_hook.py``) at the root of the build, i.e. into
-    site-packages of a wheel install (as setuptools ships distutils-precedence.pth).
-    Editable installs do not install build outputs; tools/install.sh writes it there."""
-
-    def run(self) -> None:
-        super().run()
-        if not getattr(self, 'editable_mode', False):
-            name, line = read_hook_file()
-            with open(osp.join(self.build_lib, name), 'w') as f:
-                f.write(line)
-
-    def get_outputs(self, include_bytecode: bool = True) -> list:
-        outputs = super().get_outputs(include_bytecode)
-        if not getattr(self, 'editable_mode', False):
-            outputs.append(osp.join(self.build_lib, read_hook_file()[0]))
-        return outputs
-
-
 setup(
     name='crossformer_mm',
     version=read_version(),
@@ -46,16 +17,13 @@ setup(
     'mmdet 3.x, mmsegmentation 1.x and mmpose 1.x',
     long_description=open('README.md').read() if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
+    license='MIT',
     packages=find_packages(exclude=('tests', 'configs', 'tools')),
-    # the interpreter-start import hook (mmpose without torchvision) and its .pth
-    py_modules=['_crossformer_mm_hook'],
-    cmdclass={'build_py': BuildPyWithHook},
     include_package_data=True,
     # tools/ and configs/ ship as crossformer_mm/.mim/{tools,configs} (symlinks
     # in the repository, real files in wheels/sdists), where `mim` finds them.
-    # the C++ source of the CPU attention kernel, compiled on first use
     package_data={'crossformer_mm': ['.mim/configs/**/*.py', '.mim/tools/**/*.py',
-                                     '.mim/tools/*.sh', 'models/layers/csrc/*.cpp']},
+                                     '.mim/tools/*.sh']},
     python_requires='>=3.10',
     # Compatible ranges: the backbone and its layers need only torch, mmengine
     # and mmcv; each toolbox part is an extra. The versions this project tests

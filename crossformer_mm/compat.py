@@ -16,26 +16,14 @@ patch                              applied when
 :func:`dist_init_without_cuda`     no accelerator (mmengine would run on CPU)
 :func:`ddp_without_cuda`           no accelerator
 :func:`sync_bn_without_cuda`       no accelerator
-:func:`mmpose_without_torchvision` torchvision cannot be imported (applied by
-                                   :mod:`crossformer_mm.pose` before it imports
-                                   mmpose, and by the import hook
-                                   ``_crossformer_mm_hook`` when mmpose is
-                                   imported first)
 =================================  ============================================
 
-:func:`mmpretrain_without_torchvision` is applied the same way where
-torchvision cannot be imported, by :mod:`crossformer_mm.classification`
-before it imports mmpretrain.
-
-On a CUDA machine with a current mmengine and a working torchvision none of
-them runs. ``tests/test_compat.py`` shows the stock stack failing without each.
+On a CUDA machine with a current mmengine none of them runs.
+``tests/test_compat.py`` shows the stock stack failing without each.
 """
 import contextlib
 import functools
-import importlib
 import logging
-import sys
-import types
 from typing import Callable, Dict, Iterator, Optional
 
 import mmengine
@@ -213,152 +201,6 @@ def sync_bn_without_cuda() -> None:
 
     if _replace_once(runner_module, 'convert_sync_batchnorm', skipped):
         _applied('sync_bn_without_cuda', 'no accelerator: cfg.sync_bn ignored')
-
-
-# mmpose without torchvision ---------------------------------------------------
-SIMCC_VIS_MODULE = 'mmpose.visualization.simcc_vis'
-
-
-class SimCCVisualizer:
-    """Stand-in for mmpose's SimCC heatmap visualizer (needs torchvision)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        raise RuntimeError(
-            "mmpose's SimCCVisualizer needs torchvision, which cannot be imported with this "
-            'torch build; install a torchvision that matches your torch to use it')
-
-
-def torchvision_importable() -> bool:
-    """Whether ``import torchvision`` works (its wheels for another torch build
-    raise at import: "operator torchvision::nms does not exist")."""
-    if 'torchvision' in sys.modules:
-        return True
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # ImportError, or RuntimeError from a build for another torch
-        for name in [m for m in sys.modules if m == 'torchvision' or m.startswith('torchvision.')]:
-            del sys.modules[name]
-        return False
-    return True
-
-
-def mmpose_without_torchvision() -> None:
-    """``mmpose.visualization`` imports ``simcc_vis``, which imports
-    torchvision: every stock mmpose run fails where torchvision cannot be
-    imported (CPU torch 2.13 has no matching build). Provide that one module
-    with a :class:`SimCCVisualizer` that raises if used (it only draws SimCC
-    heatmaps); everything else of mmpose is untouched."""
-    if SIMCC_VIS_MODULE in sys.modules or torchvision_importable():
-        return
-    sys.modules[SIMCC_VIS_MODULE] = simcc_vis_stand_in()
-
-
-def simcc_vis_stand_in() -> types.ModuleType:
-    """The stand-in for :data:`SIMCC_VIS_MODULE` (logs the patch once).
-
-    Also loaded by the import hook ``_crossformer_mm_hook`` (installed with the
-    package by a ``.pth`` file, active only where torchvision cannot be
-    imported) when mmpose imports that module before ``crossformer_mm.pose``
-    is imported, e.g. ``from mmpose.apis import init_model`` first thing in a
-    fresh interpreter."""
-    module = types.ModuleType(SIMCC_VIS_MODULE)
-    module.__doc__ = mmpose_without_torchvision.__doc__
-    module.SimCCVisualizer = SimCCVisualizer
-    _applied('mmpose_without_torchvision',
-             f'torchvision cannot be imported: {SIMCC_VIS_MODULE} provided without it')
-    return module
-
-
-
-# mmpretrain without torchvision -----------------------------------------------
-#: The modules of mmpretrain 1.2.0 that import torchvision when they are
-#: imported (``mmpretrain.models``, ``.datasets``, ``.evaluation`` and
-#: ``.engine`` import the first three; the apis and the stock tools import
-#: them through the registries), and what they take from it.
-MMPRETRAIN_TORCHVISION_IMPORTERS: Dict[str, str] = {
-    'mmpretrain.datasets.transforms.formatting':
-        'transforms.functional.pil_to_tensor (PackInputs of a PIL image)',
-    'mmpretrain.datasets.transforms.processing':
-        'transforms (the torchvision/* transform wrappers, MAERandomResizedCrop)',
-    'mmpretrain.evaluation.metrics.visual_grounding_eval':
-        'ops.boxes (VisualGroundingMetric)',
-    'mmpretrain.models.utils.box_utils':
-        'ops.boxes (box IoUs of the multimodal grounding head)',
-}
-_TORCHVISION_STAND_IN_MODULES = ('torchvision', 'torchvision.transforms',
-                                 'torchvision.transforms.functional',
-                                 'torchvision.transforms.transforms',
-                                 'torchvision.ops', 'torchvision.ops.boxes')
-
-
-class TorchvisionUnavailableError(ImportError):
-    """A part of the stack that needs torchvision was used where it cannot be imported."""
-
-
-class _NeedsTorchvision(type):
-    """Metaclass of the stand-ins: their attributes name what is missing."""
-
-    def __getattr__(cls, attr: str):
-        if attr.startswith('__'):
-            raise AttributeError(attr)
-        raise AttributeError(f'{cls.__qualname__}.{attr}: {cls.__doc__}')
-
-
-def _torchvision_stand_in(name: str) -> type:
-    """A class standing in for ``name`` (a torchvision function or class):
-    subclassing it works, calling or instantiating it raises."""
-    message = (f'{name} needs torchvision, which cannot be imported with this torch build '
-               f'(torch {torch.__version__}): install the torchvision build that matches '
-               'your torch to use it')
-
-    def __init__(self, *args, **kwargs) -> None:
-        raise TorchvisionUnavailableError(message)
-
-    return _NeedsTorchvision(name.rsplit('.', 1)[-1], (), {
-        '__init__': __init__, '__doc__': message, '__qualname__': name,
-        '__module__': name.rsplit('.', 1)[0]})
-
-
-class _TorchvisionStandInModule(types.ModuleType):
-    """A stand-in torchvision module: every public name is a stand-in class.
-    ``dir()`` lists none, so mmpretrain registers no ``torchvision/*`` transform."""
-
-    def __getattr__(self, attr: str):
-        if attr.startswith('__'):
-            raise AttributeError(attr)
-        return _torchvision_stand_in(f'{self.__name__}.{attr}')
-
-
-def mmpretrain_without_torchvision() -> None:
-    """mmpretrain imports torchvision in the four modules of
-    :data:`MMPRETRAIN_TORCHVISION_IMPORTERS`, so ``import mmpretrain.models``
-    (and every stock mmpretrain run) fails where torchvision cannot be
-    imported. Import exactly those modules while stand-in torchvision modules
-    are in ``sys.modules``, then remove the stand-ins: mmpretrain is real
-    everywhere, only the names it took from torchvision are stand-ins that
-    raise :class:`TorchvisionUnavailableError` when used (none is used by
-    image classification with numpy images), and ``import torchvision`` still
-    fails for everybody else."""
-    if (torchvision_importable()
-            or all(name in sys.modules for name in MMPRETRAIN_TORCHVISION_IMPORTERS)):
-        return
-    modules = {name: _TorchvisionStandInModule(name, 'torchvision stand-in of crossformer_mm')
-               for name in _TORCHVISION_STAND_IN_MODULES}
-    for name, module in modules.items():
-        parent, _, child = name.rpartition('.')
-        if parent:
-            setattr(modules[parent], child, module)
-    sys.modules.update(modules)
-    try:
-        for name in MMPRETRAIN_TORCHVISION_IMPORTERS:
-            importlib.import_module(name)
-    finally:
-        for name in _TORCHVISION_STAND_IN_MODULES:
-            if sys.modules.get(name) is modules[name]:
-                del sys.modules[name]
-    _applied('mmpretrain_without_torchvision',
-             'torchvision cannot be imported: mmpretrain imported with stand-ins for the '
-             'torchvision names of ' + ', '.join(MMPRETRAIN_TORCHVISION_IMPORTERS))
 
 
 def apply_patches() -> None:
