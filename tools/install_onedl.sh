@@ -114,8 +114,6 @@ if [ ! -e "$SITE/crossformer_mm" ] || [ -L "$SITE/crossformer_mm" ]; then
   ln -sfn "$ROOT/crossformer_mm" "$SITE/crossformer_mm"
   echo "linked $SITE/crossformer_mm -> $ROOT/crossformer_mm (for mim)"
 fi
-# the import hook's .pth, as a wheel install ships it (see tools/install.sh)
-"$PY" "$ROOT/_crossformer_mm_hook.py" "$SITE"
 
 step "Slurm (for tests/tools/test_slurm.py)"
 if command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 \
@@ -127,6 +125,9 @@ else
 fi
 
 step "check imports"
+# (from another folder: a crossformer_mm.egg-info left in the checkout by an older
+# install would otherwise be the distribution that importlib.metadata finds)
+cd "$VENV"
 "$PY" - "$CONSTRAINTS" <<'PY'
 import importlib
 import importlib.metadata as metadata
@@ -156,8 +157,11 @@ for original in ('mmcv', 'mmengine', 'mmdet', 'mmsegmentation', 'mmpretrain', 'o
 with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     from mim.utils import get_installed_path
-mim_tools = osp.join(get_installed_path('crossformer_mm'), '.mim', 'tools', 'train.py')
-assert osp.isfile(mim_tools), f'mim cannot find crossformer_mm tools at {mim_tools}'
-print(f'  mim finds                      {osp.dirname(mim_tools)}')
+# onedl-mim takes <root>/.mim/tools/train.py, else <root>/tools/train.py, where <root> is
+# the checkout for an editable install and site-packages/crossformer_mm for a wheel
+root = get_installed_path('crossformer_mm')
+scripts = [osp.join(root, *parts, 'train.py') for parts in (('.mim', 'tools'), ('tools',))]
+assert any(map(osp.isfile, scripts)), f'mim cannot find crossformer_mm tools at {scripts}'
+print(f'  mim finds                      {next(filter(osp.isfile, scripts))}')
 print('[install onedl] OK')
 PY
