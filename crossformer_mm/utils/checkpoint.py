@@ -3,16 +3,19 @@
 The released classification files store ``ckpt['model']`` (and, in some files,
 a yacs config object, read as data by :mod:`.safe_load`); detection /
 segmentation files store ``ckpt['state_dict']`` with ``backbone.`` prefixes.
-:func:`backbone_state_dict` turns any of them into the backbone's key layout
-and says what it dropped; :func:`load_backbone_checkpoint` loads it and
-reports every other difference as an error. Every file is read by
-:func:`load_checkpoint_file` (the safe loader).
+:func:`unwrap_state_dict` is the one place that removes the wrappers
+(``state_dict`` / ``model`` / ``module.``); :func:`filter_checkpoint`, a pure
+function, turns any accepted layout into the backbone's keys and says what it
+dropped and why. The loader (:func:`load_backbone_checkpoint`, which reports
+every other difference as an error), the backbone's load pre-hooks and the
+converters all use it. Every file is read by :func:`load_checkpoint_file`
+(the safe loader).
 """
 import logging
 import os.path as osp
 import re
-from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from collections import Counter, OrderedDict
+from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -27,14 +30,22 @@ from .safe_load import MapLocation
 DPB_INDEX_BUFFERS = re.compile(r'\.attn\.(biases|relative_position_index)$')
 #: Top-level parts of a classification checkpoint: the classifier and the final norm.
 CLASSIFIER_PARTS = ('head', 'norm')
+#: Keys under which a checkpoint holds its state dict, in the order they are looked
+#: up: mmengine / mmdet / mmseg / mmpose files (``state_dict``), the released
+#: classification files (``model``).
+WRAPPER_KEYS = ('state_dict', 'model')
+#: The key prefix of a model saved inside (Distributed)DataParallel.
+DDP_PREFIX = 'module.'
+#: The key prefix of the backbone in a full model (detector, segmentor, pose model, classifier).
+BACKBONE_PREFIX = 'backbone.'
 
-
-def released_only_key(name: str, with_classifier: bool = True) -> bool:
-    """Whether a key of a released classification file has no place in the
-    backbone: a DPB index buffer, or (``with_classifier``) the classifier
-    (``head.*``) or the final norm (``norm.*``)."""
-    return bool(DPB_INDEX_BUFFERS.search(name)) or (
-        with_classifier and name.split('.', 1)[0] in CLASSIFIER_PARTS)
+# why filter_checkpoint dropped a key (the values of FilteredCheckpoint.dropped)
+#: An index table the original model stored and the backbone derives.
+DROPPED_DPB_BUFFER = 'DPB index buffer (derived from the group shape)'
+#: The classifier (``head.*``) or final norm (``norm.*``) of a classification file.
+DROPPED_CLASSIFIER = 'classifier of a classification file'
+#: Anything of a full model outside ``backbone.*`` (neck, heads, ...).
+DROPPED_NOT_BACKBONE = 'not part of the backbone (neck / heads of a full model)'
 
 
 class CheckpointMismatchError(ValueError):
@@ -72,56 +83,111 @@ def load_checkpoint_file(filename: str, map_location: MapLocation = 'cpu',
     return checkpoint
 
 
-def unwrap_state_dict(checkpoint: Any) -> Dict[str, torch.Tensor]:
-    """The state dict inside a raw / ``{'model': ...}`` / ``{'state_dict': ...}`` checkpoint."""
-    if isinstance(checkpoint, Mapping):
-        for key in ('state_dict', 'model'):
-            if key in checkpoint and isinstance(checkpoint[key], Mapping):
-                checkpoint = checkpoint[key]
-                break
-    if not isinstance(checkpoint, Mapping) or not all(
-            isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        raise CheckpointMismatchError(
-            'expected a state dict, or a dict holding one under "state_dict" or "model"; '
-            f'got {type(checkpoint).__name__} with keys {list(checkpoint)[:8] if isinstance(checkpoint, Mapping) else "-"}')
-    return dict(checkpoint)
-
-
-def backbone_state_dict(checkpoint: Any) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
-    """Backbone weights of a classification, backbone or full-model checkpoint.
-
-    Strips ``module.`` and ``backbone.`` prefixes; from a full model keeps only
-    the ``backbone.`` entries; drops what :func:`released_only_key` names.
-
-    Returns:
-        tuple: the backbone state dict and the sorted list of dropped keys
-        (as named in the checkpoint).
-    """
-    state_dict = unwrap_state_dict(checkpoint)
-    if any(k.startswith('module.') for k in state_dict):
-        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                      for k, v in state_dict.items()}
-    has_backbone_prefix = any(k.startswith('backbone.') for k in state_dict)
-    kept: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
-    dropped = []
-    for key, value in state_dict.items():
-        if has_backbone_prefix:
-            if not key.startswith('backbone.'):
-                dropped.append(key)  # neck / heads of a full model
-                continue
-            name = key[len('backbone.'):]
-        else:
-            name = key
-        if released_only_key(name):
-            dropped.append(key)
-        else:
-            kept[name] = value
-    return kept, sorted(dropped)
-
-
 def _summary(keys: List[str], limit: int = 12) -> str:
     shown = ', '.join(keys[:limit])
     return shown + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
+
+
+def strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> OrderedDict[str, Any]:
+    """``state_dict`` with ``prefix`` removed from every key that starts with it."""
+    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v)
+                       for k, v in state_dict.items())
+
+
+def unwrap_state_dict(checkpoint: Any, check: bool = True) -> OrderedDict[str, Any]:
+    """The state dict of a checkpoint in any wrapper layout.
+
+    ``checkpoint['state_dict']``, else ``checkpoint['model']`` (the first that is a
+    mapping), else the checkpoint itself; keys lose the ``module.`` prefix of a
+    model saved inside (Distributed)DataParallel. The one unwrapping of the
+    package: the loader, the backbone's load pre-hooks, the converters and the
+    NaN / Inf check of :mod:`.safe_load` use it.
+
+    Args:
+        checkpoint: What ``torch.load`` returned, or what ``load_state_dict`` was given.
+        check (bool): Raise unless the result is a mapping of tensors. False (the
+            NaN / Inf check) gives ``{}`` for a non-mapping and keeps other values.
+
+    Raises:
+        CheckpointMismatchError: ``check`` and no state dict found.
+    """
+    state_dict = checkpoint
+    if isinstance(state_dict, Mapping):
+        for key in WRAPPER_KEYS:
+            if isinstance(state_dict.get(key), Mapping):
+                state_dict = state_dict[key]
+                break
+    if not isinstance(state_dict, Mapping):
+        if check:
+            raise CheckpointMismatchError(
+                'expected a state dict, or a dict holding one under "state_dict" or "model"; '
+                f'got {type(state_dict).__name__}')
+        return OrderedDict()
+    if check:
+        others = [f'{k} ({type(v).__name__})' for k, v in state_dict.items()
+                  if not isinstance(v, torch.Tensor)]
+        if others:
+            raise CheckpointMismatchError(
+                'expected a state dict, or a dict holding one under "state_dict" or "model"; '
+                f'got a dict whose values are not all tensors: {_summary(others, 8)}')
+    return strip_prefix(state_dict, DDP_PREFIX)
+
+
+class FilteredCheckpoint(NamedTuple):
+    """What :func:`filter_checkpoint` made of a checkpoint.
+
+    Attributes:
+        state_dict: The backbone's weights under the backbone's key names.
+        classifier: The classifier parts (``head.*``, ``norm.*``: the names of
+            ``CrossFormerClsHead``) of a classification file; empty otherwise.
+        dropped: Each key of the unwrapped checkpoint that is not in
+            ``state_dict`` -> why (``DROPPED_DPB_BUFFER``, ``DROPPED_CLASSIFIER``
+            or ``DROPPED_NOT_BACKBONE``), in file order.
+        full_model: Whether the backbone's keys had the ``backbone.`` prefix of a
+            full model (detector, segmentor, pose model, mmpretrain classifier).
+    """
+    state_dict: OrderedDict[str, torch.Tensor]
+    classifier: OrderedDict[str, torch.Tensor]
+    dropped: OrderedDict[str, str]
+    full_model: bool
+
+
+def filter_checkpoint(checkpoint: Any) -> FilteredCheckpoint:
+    """The backbone's weights of a checkpoint in any accepted layout: a pure function.
+
+    Accepted: a raw state dict, ``{'model': ...}`` (released classification
+    files, with or without their yacs config), ``{'state_dict': ...}`` (mmengine
+    files), ``module.`` prefixes (:func:`unwrap_state_dict`); a backbone-only
+    file; a released classification file (its DPB index buffers and its
+    classifier ``head.*`` / ``norm.*`` dropped); a full model (``backbone.*``
+    kept without the prefix, everything else dropped). Nothing is compared with
+    a model here: :func:`load_backbone_state_dict` reports missing, unexpected
+    and mis-shaped keys. The loader, the backbone's load pre-hooks and the
+    converters all filter with this function; ``checkpoint`` is not modified.
+
+    Raises:
+        CheckpointMismatchError: ``checkpoint`` holds no state dict.
+    """
+    state_dict = unwrap_state_dict(checkpoint)
+    full_model = any(k.startswith(BACKBONE_PREFIX) for k in state_dict)
+    kept: OrderedDict[str, torch.Tensor] = OrderedDict()
+    classifier: OrderedDict[str, torch.Tensor] = OrderedDict()
+    dropped: OrderedDict[str, str] = OrderedDict()
+    for key, value in state_dict.items():
+        name = key
+        if full_model:
+            if not key.startswith(BACKBONE_PREFIX):
+                dropped[key] = DROPPED_NOT_BACKBONE
+                continue
+            name = key[len(BACKBONE_PREFIX):]
+        if DPB_INDEX_BUFFERS.search(name):
+            dropped[key] = DROPPED_DPB_BUFFER
+        elif name.split('.', 1)[0] in CLASSIFIER_PARTS:
+            dropped[key] = DROPPED_CLASSIFIER
+            classifier[name] = value
+        else:
+            kept[name] = value
+    return FilteredCheckpoint(kept, classifier, dropped, full_model)
 
 
 def load_backbone_state_dict(model: nn.Module,
@@ -166,16 +232,21 @@ def load_backbone_checkpoint(model: nn.Module,
                              allow_nonfinite: Optional[bool] = None) -> List[str]:
     """Load a released / converted checkpoint file into a backbone.
 
-    Logs exactly which keys were dropped (classifier, final norm, DPB buffers,
-    non-backbone parts of a full model) and returns them. NaN / Inf weights are
+    The file is filtered by :func:`filter_checkpoint` (the backbone's load
+    pre-hook filters with it too); logs exactly which keys were dropped
+    (classifier, final norm, DPB buffers, non-backbone parts of a full model)
+    and returns them, sorted. NaN / Inf weights are
     an error unless ``allow_nonfinite`` (the backbone passes its
     ``init_cfg['allow_nonfinite']``; None: ``$CROSSFORMER_MM_ALLOW_NONFINITE``).
     """
     checkpoint = load_checkpoint_file(filename, allow_nonfinite=allow_nonfinite)
-    state_dict, dropped = backbone_state_dict(checkpoint)
-    load_backbone_state_dict(model, state_dict, strict=strict,
+    filtered = filter_checkpoint(checkpoint)
+    load_backbone_state_dict(model, filtered.state_dict, strict=strict,
                              source=f'checkpoint {filename!r}', logger=logger)
-    print_log(f'Loaded {len(state_dict)} tensors from {filename}; dropped '
-              f'{len(dropped)} keys not used by the backbone: {_summary(dropped, 20)}',
-              logger=logger)
+    dropped = sorted(filtered.dropped)
+    reasons = Counter(filtered.dropped.values())
+    print_log(f'Loaded {len(filtered.state_dict)} tensors from {filename}; dropped '
+              f'{len(dropped)} keys not used by the backbone '
+              f'({", ".join(f"{n} {why}" for why, n in reasons.items()) or "none"}): '
+              f'{_summary(dropped, 20)}', logger=logger)
     return dropped

@@ -6,7 +6,8 @@ CrossFormer: A Versatile Vision Transformer Hinging on Cross-scale Attention
 the released checkpoints, so they load as they are.
 """
 import numbers
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -17,7 +18,8 @@ from crossformer_mm.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...utils.checkpoint import load_backbone_checkpoint, released_only_key
+from ...utils.checkpoint import (BACKBONE_PREFIX, DROPPED_DPB_BUFFER, CheckpointMismatchError,
+                                 filter_checkpoint, load_backbone_checkpoint, unwrap_state_dict)
 from ..layers import CrossFormerBlock, CrossScaleEmbedding, CrossScalePatchMerging
 from ..layers.cross_scale_embed import split_channels
 from ..layers.lsda import LDA_MODES
@@ -321,43 +323,52 @@ class CrossFormer(BaseModule):
         self._freeze_stages()
         self._register_load_state_dict_pre_hook(self._released_file_pre_hook)
 
-    #: Keys of a released classification file that no module here holds: the
-    #: DPB index buffers (derived from the group shape in this code).
     def _released_file_pre_hook(self, state_dict: dict, prefix: str, *args) -> None:
-        """Load pre-hook: a released classification file loads into the backbone
-        as it is (``load_checkpoint``, ``load_from``, ``load_state_dict``). Its
-        DPB index buffers are dropped; loaded into the bare backbone, its
-        ``{'model': ...}`` wrapper is unwrapped and its classifier (``norm.*``,
-        ``head.*``) dropped."""
-        if not prefix and isinstance(state_dict.get('model'), Mapping):
-            released = dict(state_dict['model'])
-            state_dict.clear()
-            state_dict.update(released)
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            name = key[len(prefix):]
-            if released_only_key(name, with_classifier=not prefix):
-                del state_dict[key]
+        """Load pre-hook: a checkpoint in any layout of :func:`filter_checkpoint`
+        loads into the backbone (``load_checkpoint``, ``load_from``,
+        ``load_state_dict``). Loaded into the bare backbone (empty ``prefix``),
+        the state dict becomes ``filter_checkpoint(state_dict).state_dict``, what
+        the loader loads; inside a model (e.g. ``backbone.``) only the DPB index
+        buffers under the prefix are dropped, so whatever else does not fit is
+        still reported."""
+        own = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        try:
+            filtered = filter_checkpoint(own)
+        except CheckpointMismatchError:
+            return  # no state dict in it: torch reports its keys
+        if prefix:
+            for key, why in filtered.dropped.items():
+                if why == DROPPED_DPB_BUFFER:
+                    state_dict.pop(prefix + key, None)
+            return
+        state_dict.clear()
+        state_dict.update(filtered.state_dict)
 
     def _checkpoint_filter(self, state_dict: dict, prefix: str, *args) -> None:
         """mmpretrain's ``ImageClassifier`` runs this as a load pre-hook of the
-        whole classifier: a released classification file (``patch_embed.*``,
-        ``layers.*``, ``norm.*``, ``head.*``; raw or ``{'model': ...}``) takes
-        the classifier's layout (``backbone.*``, and ``head.norm.*`` /
-        ``head.head.*`` of ``CrossFormerClsHead``)."""
-        if isinstance(state_dict.get(prefix + 'model'), Mapping):
-            released = {prefix + k: v for k, v in state_dict[prefix + 'model'].items()}
-            for key in [k for k in state_dict if k.startswith(prefix)]:
-                del state_dict[key]
-            state_dict.update(released)
-        if prefix + 'patch_embed.norm.weight' not in state_dict:
-            return  # not the released layout
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            name = key[len(prefix):]
-            part = name.split('.', 1)[0]
-            if part in ('patch_embed', 'layers'):
-                state_dict[prefix + 'backbone.' + name] = state_dict.pop(key)
-            elif part in ('norm', 'head'):
-                state_dict[prefix + 'head.' + name] = state_dict.pop(key)
+        whole classifier: a classification file in the backbone's layout (the
+        released files: ``patch_embed.*``, ``layers.*``, ``norm.*``, ``head.*``;
+        raw, ``{'model': ...}`` or ``{'state_dict': ...}``) takes the
+        classifier's layout through :func:`filter_checkpoint`: ``backbone.`` +
+        its ``state_dict``, ``head.`` + its ``classifier`` (``head.norm.*`` /
+        ``head.head.*`` of ``CrossFormerClsHead``). A full model (the
+        classifier's own files) is only unwrapped; anything else is left to
+        torch's report."""
+        own = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        try:
+            filtered = filter_checkpoint(own)
+        except CheckpointMismatchError:
+            return  # no state dict in it: torch reports its keys
+        if filtered.full_model:
+            layout = unwrap_state_dict(own)
+        elif any(k.split('.', 1)[0] in self._modules for k in filtered.state_dict):
+            layout = OrderedDict((BACKBONE_PREFIX + k, v) for k, v in filtered.state_dict.items())
+            layout.update(('head.' + k, v) for k, v in filtered.classifier.items())
+        else:
+            return  # not the backbone's layout
+        for key in own:
+            del state_dict[prefix + key]
+        state_dict.update((prefix + k, v) for k, v in layout.items())
 
     def init_weights(self) -> None:
         if self.init_cfg is None:
