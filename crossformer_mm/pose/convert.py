@@ -13,27 +13,31 @@ The COCO files (17 joints: ``final_layers.0`` has 34 outputs, ``final_layers.1``
 ``tools/convert/higherhrnet_official_to_mmpose.py``.
 """
 from collections import OrderedDict
-from typing import Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 import torch
 
+from ..utils.checkpoint import strip_prefix, unwrap_state_dict
+
 HEAD_PREFIXES = ('final_layers.', 'deconv_layers.')
-WRAPPER_PREFIXES = ('module.', '1.')
+#: The key prefix of the fp16 wrapper ``nn.Sequential(tofp16(), model)``.
+FP16_WRAPPER_PREFIX = '1.'
 REQUIRED_KEYS = ('conv1.weight', 'final_layers.0.weight',
                  'deconv_layers.0.0.0.weight')
 
 
-def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
-    """The original state dict: nested ``state_dict`` and the ``module.`` /
-    fp16-wrapper ``1.`` prefixes removed."""
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in WRAPPER_PREFIXES:
-            if state_dict and all(k.startswith(prefix) for k in state_dict):
-                state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
-                stripped = True
+def original_state_dict(checkpoint: Any) -> Dict[str, torch.Tensor]:
+    """The original state dict: the wrappers removed by the package's
+    :func:`~crossformer_mm.utils.checkpoint.unwrap_state_dict` (``state_dict``
+    / ``model``, ``module.``), then the fp16-wrapper ``1.`` prefix.
+
+    Raises:
+        KeyError: not an original HigherHRNet state dict.
+    """
+    state_dict = unwrap_state_dict(checkpoint)
+    if state_dict and all(k.startswith(FP16_WRAPPER_PREFIX)
+                          for k in state_dict):
+        state_dict = strip_prefix(state_dict, FP16_WRAPPER_PREFIX)
     missing = [k for k in REQUIRED_KEYS if k not in state_dict]
     if missing:
         raise KeyError(
@@ -54,7 +58,7 @@ def convert_state_dict(checkpoint: Mapping) -> 'OrderedDict[str, torch.Tensor]':
         in float32, integer buffers unchanged.
     """
     converted = OrderedDict()
-    for key, value in unwrap_state_dict(checkpoint).items():
+    for key, value in original_state_dict(checkpoint).items():
         prefix = 'head.' if key.startswith(HEAD_PREFIXES) else 'backbone.'
         if value.is_floating_point():
             value = value.float()

@@ -4,16 +4,19 @@ mmdet 3.x kept every parameter name of these detectors (backbone, FPN, RPN,
 RoI / RetinaNet heads), so the state dict is copied unchanged; what differs is
 the metadata: ``meta['CLASSES']`` becomes ``meta['dataset_meta']['classes']``,
 and the mmcv 1.x config text, hook messages and optimizer state are dropped.
-The result is validated against a model (every key present, no extra key,
-every shape equal). Command line: ``tools/convert/crossformer_det_v2_to_v3.py``.
+The backbone's DPB index buffers, if the file holds them, are dropped as the
+backbone's loader drops them (the model derives them). The result is
+validated against a model (every key present, no extra key, every shape
+equal). Command line: ``tools/convert/crossformer_det_v2_to_v3.py``.
 """
+from collections import OrderedDict
 from typing import List, Tuple
 
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from .checkpoint import unwrap_state_dict
+from .checkpoint import DROPPED_DPB_BUFFER, filter_checkpoint, unwrap_state_dict
 
 
 def state_dict_differences(model: torch.nn.Module,
@@ -31,11 +34,20 @@ def state_dict_differences(model: torch.nn.Module,
 
 
 def convert(checkpoint: dict, model: torch.nn.Module) -> Tuple[dict, dict]:
-    """mmdet 3.x checkpoint of an mmdet 2.x one; also the dropped metadata.
+    """mmdet 3.x checkpoint of an mmdet 2.x one; also what was dropped: the
+    other top-level entries, the old meta fields (``meta``) and the backbone's
+    DPB index buffers (``dpb_index_buffers``, through
+    :func:`~crossformer_mm.utils.checkpoint.filter_checkpoint`).
 
     Raises ``ValueError`` listing every difference to ``model``.
     """
     state_dict = unwrap_state_dict(checkpoint)
+    # the backbone's DPB index buffers (which the model derives) go, as the
+    # backbone's loader drops them; every other key must match the model
+    own = model.state_dict()
+    buffers = {k for k, why in filter_checkpoint(state_dict).dropped.items()
+               if why == DROPPED_DPB_BUFFER and k not in own}
+    state_dict = OrderedDict((k, v) for k, v in state_dict.items() if k not in buffers)
     problems = state_dict_differences(model, state_dict)
     if problems:
         shown = '\n  '.join(problems[:20])
@@ -51,6 +63,7 @@ def convert(checkpoint: dict, model: torch.nn.Module) -> Tuple[dict, dict]:
     dropped = {k: v for k, v in checkpoint.items()
                if k not in ('state_dict', 'model', 'meta')}
     dropped['meta'] = sorted(old_meta)
+    dropped['dpb_index_buffers'] = sorted(buffers)
     return dict(meta=meta, state_dict=state_dict), dropped
 
 

@@ -18,22 +18,25 @@ import os.path as osp
 import torch
 
 from crossformer_mm.models.backbones import CrossFormer
-from crossformer_mm.utils.checkpoint import (backbone_state_dict,
-                                             load_backbone_state_dict,
-                                             load_checkpoint_file)
+from crossformer_mm.utils.checkpoint import (
+    filter_checkpoint,
+    load_backbone_state_dict,
+    load_checkpoint_file,
+)
 
 
-def convert(src: str, dst: str, arch: str = None) -> list:
-    """Write the backbone weights of ``src`` to ``dst``; return dropped keys."""
-    state_dict, dropped = backbone_state_dict(load_checkpoint_file(src))
+def convert(src: str, dst: str, arch: str = None) -> dict:
+    """Write the backbone weights of ``src`` to ``dst``; return the dropped
+    keys with why (:func:`~crossformer_mm.utils.checkpoint.filter_checkpoint`)."""
+    filtered = filter_checkpoint(load_checkpoint_file(src))
     if arch is not None:
         load_backbone_state_dict(
-            CrossFormer(arch=arch), state_dict, strict=True,
+            CrossFormer(arch=arch), filtered.state_dict, strict=True,
             source=f'converted {src!r}')
     if osp.dirname(dst):
         os.makedirs(osp.dirname(dst), exist_ok=True)
-    torch.save({'state_dict': state_dict}, dst)
-    return dropped
+    torch.save({'state_dict': filtered.state_dict}, dst)
+    return dict(filtered.dropped)
 
 
 def main() -> None:
@@ -47,8 +50,8 @@ def main() -> None:
     args = parser.parse_args()
     dropped = convert(args.src, args.dst, args.arch)
     print(f'dropped {len(dropped)} keys not used by the backbone:')
-    for key in dropped:
-        print(f'  {key}')
+    for key in sorted(dropped):
+        print(f'  {key}: {dropped[key]}')
     print(f'saved backbone weights to {args.dst}')
 
 

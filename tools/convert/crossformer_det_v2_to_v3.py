@@ -39,8 +39,10 @@ def main() -> None:
     num = len(converted['state_dict'])
     print(f'{num} tensors match the model of {args.config}; no key needed '
           'renaming between mmdet 2.x and 3.x')
-    print(f'dropped: {", ".join(k for k in dropped if k != "meta") or "-"}; '
-          f'old meta fields: {", ".join(dropped["meta"]) or "-"}')
+    others = [k for k in dropped if k not in ('meta', 'dpb_index_buffers')]
+    print(f'dropped: {", ".join(others) or "-"}; '
+          f'old meta fields: {", ".join(dropped["meta"]) or "-"}; '
+          f'DPB index buffers (derived by the backbone): {len(dropped["dpb_index_buffers"])}')
     classes = converted['meta'].get('dataset_meta', {}).get('classes')
     print(f'classes: {len(classes) if classes else "not recorded"}; '
           f'saved to {args.dst}')

@@ -22,8 +22,13 @@ import os.path as osp
 
 import torch
 
-from crossformer_mm.pose.convert import (DATASETS, convert_state_dict, dataset_meta_for,
-                                         head_layout, unwrap_state_dict)
+from crossformer_mm.pose.convert import (
+    DATASETS,
+    convert_state_dict,
+    dataset_meta_for,
+    head_layout,
+    original_state_dict,
+)
 from crossformer_mm.utils.checkpoint import load_checkpoint_file
 
 
@@ -34,7 +39,7 @@ def main() -> None:
     parser.add_argument('dst', help='output checkpoint (.pth)')
     args = parser.parse_args()
 
-    original = unwrap_state_dict(load_checkpoint_file(args.src))
+    original = original_state_dict(load_checkpoint_file(args.src))
     half = sum(v.dtype == torch.float16 for v in original.values())
     converted = convert_state_dict(original)
     num_keypoints, _ = head_layout(converted)
