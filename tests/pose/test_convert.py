@@ -15,9 +15,8 @@ from mmengine.runner import load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmpose.registry import MODELS
 
-from crossformer_mm.pose import convert
-
 from _helpers import REPO_ROOT, run
+from crossformer_mm.pose import convert
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'higherhrnet_w32_coco_512x512.py')
 CROWDPOSE_CONFIG = osp.join(REPO_ROOT, 'configs',
@@ -103,7 +102,8 @@ def test_command_line_writes_a_loadable_checkpoint(converter,
                                                    tmp_path, model):
     src, dst = tmp_path / 'original.pth', tmp_path / 'converted.pth'
     torch.save({f'1.{k}': v for k, v in original_state_dict.items()}, src)
-    out = run([sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src), str(dst)])
+    out = run([sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src),
+               str(dst)])
     assert '28,645,331 weights' in out
     assert '17 joints (coco' in out
     checkpoint = _load_checkpoint(str(dst), map_location='cpu')  # the safe loader
@@ -112,9 +112,24 @@ def test_command_line_writes_a_loadable_checkpoint(converter,
     assert meta['dataset_name'] == 'coco' and meta['num_keypoints'] == 17
 
 
+def test_training_checkpoint_of_the_original_code_is_unwrapped(converter,
+                                                               original_state_dict):
+    """The original training code's ``checkpoint.pth`` (DDP around the fp16
+    wrapper: ``module.1.`` keys under ``state_dict``, the model's name under
+    ``model``) goes through the package's one unwrap, then the ``1.`` prefix."""
+    checkpoint = {'epoch': 300, 'model': 'pose_higher_hrnet', 'best_perf': 0.67,
+                  'state_dict': {f'module.1.{k}': v for k, v in original_state_dict.items()},
+                  'optimizer': {'state': {}, 'param_groups': []}}
+    original = converter.original_state_dict(checkpoint)
+    assert list(original) == list(original_state_dict)
+    assert all(original[k] is v for k, v in original_state_dict.items())
+
+
 def test_other_checkpoints_are_rejected(converter):
     with pytest.raises(KeyError, match='not an original HigherHRNet'):
         converter.convert_state_dict({'conv1.weight': torch.zeros(1)})
+    with pytest.raises(ValueError, match='expected a state dict'):
+        converter.convert_state_dict([torch.zeros(1)])
 
 
 # CrowdPose (14 joints) ----------------------------------------------------------
@@ -147,7 +162,8 @@ def test_command_line_converts_a_crowdpose_checkpoint(crowdpose_original, tmp_pa
     src, dst = tmp_path / 'crowdpose_original.pth', tmp_path / 'converted.pth'
     crowd, _ = crowdpose_original
     torch.save(crowd, src)
-    out = run([sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src), str(dst)])
+    out = run([sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src),
+               str(dst)])
     assert '14 joints (crowdpose' in out
     model = build(CROWDPOSE_CONFIG)
     checkpoint = load_checkpoint(model, str(dst), map_location='cpu', strict=True)
@@ -185,7 +201,8 @@ def test_mmpose0x_checkpoint_loads_as_it_is(original_state_dict, fixture_data, m
     torch.save({'meta': {'mmpose_version': '0.29.0', 'epoch': 300, 'iter': 292800},
                 'state_dict': mmpose0x_state_dict(original_state_dict)}, path)
     loaded = build(CONFIG)
-    load_checkpoint(loaded, str(path), map_location='cpu', strict=True)  # no key left over or missing
+    # no key left over or missing
+    load_checkpoint(loaded, str(path), map_location='cpu', strict=True)
     model.load_state_dict(converter.convert_state_dict(original_state_dict), strict=True)
     for out_0x, out_converted, name in zip(head_outputs(loaded, fixture_data),
                                            head_outputs(model, fixture_data), ('out0', 'out1')):
