@@ -3,7 +3,7 @@
 # drop path 0.2, ImageNet checkpoint, shared with detection and pose) of every
 # CrossFormer segmentation config (mmseg 1.x bases, through crossformer_mm).
 _base_ = [
-    'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py',
+    './mmseg/_base_/datasets/ade20k.py', './mmseg/_base_/default_runtime.py',
     './crossformer_backbone.py'
 ]
 

@@ -2,8 +2,8 @@
 # published recipe (CrossFormer, ICLR 2022). Variants override the backbone
 # arch / group sizes / drop path / checkpoint and the neck input channels.
 _base_ = [
-    'mmseg::_base_/models/fpn_r50.py', './seg_crossformer_ade20k.py',
-    'mmseg::_base_/schedules/schedule_80k.py'
+    './mmseg/_base_/models/fpn_r50.py', './seg_crossformer_ade20k.py',
+    './mmseg/_base_/schedules/schedule_80k.py'
 ]
 custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)  # registers CrossFormer
 crop_size = (512, 512)

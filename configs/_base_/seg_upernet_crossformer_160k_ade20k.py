@@ -2,8 +2,8 @@
 # published recipe (CrossFormer, ICLR 2022). Variants override the backbone
 # arch / drop path / checkpoint and the head input channels [C, 2C, 4C, 8C].
 _base_ = [
-    'mmseg::_base_/models/upernet_swin.py', './seg_crossformer_ade20k.py',
-    'mmseg::_base_/schedules/schedule_160k.py'
+    './mmseg/_base_/models/upernet_swin.py', './seg_crossformer_ade20k.py',
+    './mmseg/_base_/schedules/schedule_160k.py'
 ]
 custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)  # registers CrossFormer
 crop_size = (512, 512)
