@@ -1,8 +1,8 @@
 """``torch.compile(backbone)``: one graph, no recompiles, eager's numbers.
 
-The fast path's caches and CPU kernels are Python-side and are left out
-while dynamo traces (see :meth:`LSDA._fused_attention`); these tests pin
-that the traced function stays the same function.
+Under dynamo the fused path is SDPA and ``F.linear`` (the oneDNN linear is
+eager-only, :mod:`crossformer_mm.models.layers.linear`); these tests pin that
+the traced function is the eager function, and that inductor compiles it.
 """
 import copy
 
@@ -84,3 +84,17 @@ def test_compiled_equals_eager_and_compiles_once(lda_mode):
                 torch.testing.assert_close(grads_c[key].grad, param.grad, atol=1e-5 * scale,
                                            rtol=1e-5, msg=key)
     assert counter.frame_count == 3  # one graph per grad mode, nothing else
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('lda_mode', ['iclr', 'windowed'])
+def test_inductor_compiles_in_inference_mode(lda_mode):
+    """The default backend (inductor, CPU C++ code generation) compiles and
+    runs the backbone under ``torch.inference_mode()`` at a fixed size."""
+    model = _backbone(lda_mode).eval()
+    compiled = torch.compile(model, dynamic=False)
+    x = torch.randn(1, 3, *SIZE)
+    with torch.inference_mode():
+        outs_e, outs_c = model(x), compiled(x)
+    for out_e, out_c in zip(outs_e, outs_c, strict=True):
+        torch.testing.assert_close(out_c, out_e, atol=1e-4, rtol=1e-4)

@@ -111,3 +111,47 @@ def test_second_derivative_is_refused_not_wrong():
     (grad, ) = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match='once_differentiable'):
         grad.sum().backward()
+
+
+def test_onednn_op_is_checked_once_per_dtype():
+    """The private op is used only after it agreed with F.linear in this process."""
+    from crossformer_mm.models.layers.linear import onednn_linear_works
+
+    assert onednn_linear_works(torch.float32)  # oneDNN ships with every x86 torch build
+    info = onednn_linear_works.cache_info()
+    onednn_linear_works(torch.float32)
+    assert onednn_linear_works.cache_info().hits == info.hits + 1
+
+
+def test_missing_or_different_op_falls_back_to_f_linear(monkeypatch):
+    """Where the op raises or disagrees with F.linear, F.linear runs (and the
+    outcome is logged once)."""
+    from crossformer_mm.models.layers import linear as linear_module
+
+    layer = Linear(8, 8)
+    x = torch.randn(3, 8)
+    expected = F.linear(x, layer.weight, layer.bias)
+    for broken in (
+        lambda *args: (_ for _ in ()).throw(RuntimeError('no such op')),
+        lambda x, weight, bias, activation=None: F.linear(x, weight, bias) + 1,
+    ):
+        linear_module.onednn_linear_works.cache_clear()
+        monkeypatch.setattr(linear_module, '_onednn_linear', broken)
+        assert not linear_module.onednn_linear_works(torch.float32)
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x), expected)
+    monkeypatch.undo()
+    linear_module.onednn_linear_works.cache_clear()
+
+
+def test_compiled_and_exported_code_sees_f_linear():
+    """torch.compile / torch.export trace aten.linear (inductor lowers it), not
+    the private op, in training and inference alike."""
+    layer = Linear(8, 8)
+    x = torch.randn(3, 8)
+    for context in (torch.enable_grad, torch.inference_mode):
+        with context():
+            program = torch.export.export(layer, (x,))
+        targets = {str(node.target) for node in program.graph.nodes}
+        assert not [t for t in targets if 'mkldnn' in t], targets
+        assert 'aten.linear.default' in targets

@@ -1,11 +1,6 @@
-"""The fast LSDA path (fused SDPA, caches, BiasedFlashAttention) against the reference path.
+"""The fused LSDA path (SDPA with the folded mask) against the reference path
+(explicit matmul + softmax): the same outputs and gradients on every layout."""
 
-In CPU training the fast path has three kernels: the compiled one of
-``cpu_attention`` (forward and backward, any group size), and without it
-explicit kernels for small groups, PyTorch's flash kernel + the Python backward
-of BiasedFlashAttention for larger ones; the ``train_kernel`` fixture forces each
-on the small test groups.
-"""
 import copy
 
 import pytest
@@ -13,20 +8,17 @@ import torch
 
 from crossformer_mm.models.backbones import CrossFormer
 from crossformer_mm.models.layers import LSDA
-from crossformer_mm.models.layers.cpu_attention import ENABLE_ENV, cpu_supported, kernel_available
-from crossformer_mm.models.layers.dpb import offset_tables
-from crossformer_mm.models.layers.lsda import BiasedFlashAttention, cached_key_padding_mask
 
 # attn_type, lda_mode, group_size, interval, (H, W), batch
 CASES = {
     'sda-padded': ('sda', 'iclr', 4, 1, (10, 11), 2),
     'sda-exact': ('sda', 'iclr', 4, 1, (8, 12), 1),
     'lda-iclr-padded': ('lda', 'iclr', 4, 3, (10, 11), 2),
-    'lda-iclr-odd-groups': ('lda', 'iclr', 7, 8, (25, 38), 1),   # 4x5 groups, 64 of them
+    'lda-iclr-odd-groups': ('lda', 'iclr', 7, 8, (25, 38), 1),  # 4x5 groups, 64 of them
     'lda-windowed-padded': ('lda', 'windowed', 2, 3, (10, 13), 2),  # fully padded groups
     'lda-windowed-exact': ('lda', 'windowed', 3, 2, (12, 18), 1),
-    'small-iclr': ('lda', 'iclr', 7, 2, (5, 9), 2),                 # min side <= G: SDA
-    'small-windowed': ('sda', 'windowed', 7, 2, (6, 9), 1),         # one 6x9 group
+    'small-iclr': ('lda', 'iclr', 7, 2, (5, 9), 2),  # min side <= G: SDA
+    'small-windowed': ('sda', 'windowed', 7, 2, (6, 9), 1),  # one 6x9 group
     'tiny': ('lda', 'iclr', 7, 8, (1, 1), 2),
     'tiny-rect': ('sda', 'iclr', 7, 8, (1, 3), 1),
 }
@@ -50,28 +42,19 @@ def _grads(module, x):
     x = x.clone().requires_grad_()
     module.zero_grad(set_to_none=True)
     out = module(x)
-    outs = out if isinstance(out, tuple) else (out, )
+    outs = out if isinstance(out, tuple) else (out,)
     generator = torch.Generator().manual_seed(1)
     sum((o * torch.randn(o.shape, generator=generator)).sum() for o in outs).backward()
     detached = tuple(o.detach() for o in outs)
-    return (detached if isinstance(out, tuple) else detached[0], x.grad,
-            {n: p.grad for n, p in module.named_parameters()})
-
-
-@pytest.fixture(params=['compiled', 'flash', 'explicit'])
-def train_kernel(request, monkeypatch) -> str:
-    """The CPU training kernel of the fast path, for every group size."""
-    if request.param == 'compiled':
-        assert kernel_available() == cpu_supported()  # built wherever the CPU has AVX-512
-    else:
-        monkeypatch.setenv(ENABLE_ENV, '0')
-        factor = 0 if request.param == 'flash' else 1 << 20
-        monkeypatch.setattr(LSDA, 'explicit_group_factor', factor)
-    return request.param
+    return (
+        detached if isinstance(out, tuple) else detached[0],
+        x.grad,
+        {n: p.grad for n, p in module.named_parameters()},
+    )
 
 
 @pytest.mark.parametrize('case', sorted(CASES))
-def test_fast_path_matches_reference_outputs_and_gradients(case, train_kernel):
+def test_fast_path_matches_reference_outputs_and_gradients(case):
     fast, ref, x = _pair(case)
     fast.train(), ref.train()
     out_f, dx_f, grads_f = _grads(fast, x)
@@ -83,27 +66,13 @@ def test_fast_path_matches_reference_outputs_and_gradients(case, train_kernel):
     for name, grad in grads_r.items():
         assert grads_f[name] is not None, f'no gradient for {name} on the fast path'
         torch.testing.assert_close(grads_f[name], grad, atol=1e-5, rtol=1e-5, msg=name)
-    with torch.no_grad():
-        fast.eval(), ref.eval()
-        torch.testing.assert_close(fast(x), ref(x), atol=1e-5, rtol=1e-5)
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            fast.eval(), ref.eval()
+            torch.testing.assert_close(fast(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize('case', ['lda-windowed-padded', 'lda-windowed-exact'])
-@pytest.mark.parametrize('chunk_scores', [1, 300, 1 << 22])
-def test_flash_backward_chunking_does_not_change_gradients(case, chunk_scores, monkeypatch):
-    """Chunks of one group, of several groups, of whole images; per-group
-    (padded) and shared masks: the same gradients."""
-    fast, ref, x = _pair(case)
-    _, _, grads_r = _grads(ref, x)
-    monkeypatch.setenv(ENABLE_ENV, '0')  # the Python backward
-    monkeypatch.setattr(BiasedFlashAttention, 'chunk_scores', chunk_scores)
-    monkeypatch.setattr(LSDA, 'explicit_group_factor', 0)  # BiasedFlashAttention at any size
-    _, _, grads_f = _grads(fast, x)
-    for name, grad in grads_r.items():
-        torch.testing.assert_close(grads_f[name], grad, atol=1e-5, rtol=1e-5, msg=name)
-
-
-def _attention_ops(module, x, train):
+def _aten_ops(module, x, train):
     module.train(train)
     with torch.profiler.profile() as prof:
         with torch.set_grad_enabled(train):
@@ -113,123 +82,70 @@ def _attention_ops(module, x, train):
     return {e.key for e in prof.key_averages()}
 
 
-FLASH = 'aten::_scaled_dot_product_flash_attention_for_cpu'
-MATH = 'aten::_scaled_dot_product_attention_math'
-KERNEL_FWD = 'crossformer_mm::biased_attention_fwd'
-KERNEL_BWD = 'crossformer_mm::biased_attention_bwd'
+SDPA = 'aten::scaled_dot_product_attention'
 
 
-def test_fast_path_kernels(monkeypatch):
-    """With the compiled kernel (AVX-512 CPUs): it runs inference and both passes
-    of training (BiasedFlashAttention) at every group size. Without it
-    (``$CROSSFORMER_MM_CPU_KERNEL=0``, other CPUs): flash in inference; in
-    training explicit kernels for the small groups, flash + BiasedFlashAttention
-    for larger ones. The reference: none of them, and no path falls back to
-    SDPA's math kernel."""
-    fast, ref, x = _pair('lda-iclr-odd-groups')  # 20-token groups, head_dims 32
+@pytest.mark.parametrize('case', ['sda-padded', 'lda-iclr-odd-groups', 'lda-windowed-exact'])
+def test_two_attention_paths(case):
+    """The fused path calls SDPA, the reference path no attention kernel."""
+    fast, ref, x = _pair(case)
     for train in (False, True):
-        assert not _attention_ops(ref, x, train) & {FLASH, MATH, KERNEL_FWD, KERNEL_BWD}
-    if cpu_supported():
-        ops = _attention_ops(fast, x, train=False)
-        assert KERNEL_FWD in ops and not ops & {FLASH, MATH}
-        ops = _attention_ops(fast, x, train=True)
-        assert {KERNEL_FWD, KERNEL_BWD, 'BiasedFlashAttentionBackward'} <= ops
-        assert not ops & {FLASH, MATH}
-        monkeypatch.setenv(ENABLE_ENV, '0')
-    assert FLASH in _attention_ops(fast, x, train=False)
-    assert LSDA.explicit_group_factor * fast.head_dims >= 20
-    ops = _attention_ops(fast, x, train=True)
-    assert FLASH not in ops and 'BiasedFlashAttentionBackward' not in ops
-    monkeypatch.setattr(LSDA, 'explicit_group_factor', 0.5)  # up to 16 tokens
-    ops = _attention_ops(fast, x, train=True)
-    assert FLASH in ops and 'BiasedFlashAttentionBackward' in ops
-    assert not ops & {MATH, KERNEL_FWD, KERNEL_BWD}
+        ops_fast, ops_ref = _aten_ops(fast, x, train), _aten_ops(ref, x, train)
+        assert SDPA in ops_fast
+        assert not [op for op in ops_ref if 'scaled_dot_product' in op]
 
 
-def test_reference_path_uses_no_cache(monkeypatch):
-    """The reference recomputes tables and masks on every call."""
-    fast, ref, x = _pair('sda-padded')
-    calls = []
-    monkeypatch.setattr(LSDA, '_attn_mask', lambda *args: calls.append(args))
-    offset_tables.cache_clear()
-    cached_key_padding_mask.cache_clear()
-    with torch.no_grad():
-        ref.eval()(x)
-    assert calls == [] and not ref._mask_cache
-    assert offset_tables.cache_info().currsize == 0
-    assert cached_key_padding_mask.cache_info().currsize == 0
+@pytest.mark.parametrize(
+    'case, mask_shape',
+    [('lda-iclr-odd-groups', (64, 2, 20, 20)), ('sda-exact', (1, 2, 16, 16))],
+)
+def test_attention_mask_is_shared_unless_padded(case, mask_shape):
+    fast, _, x = _pair(case)
+    layout = fast.layout(*x.shape[1:3])
+    assert fast.attn_mask(layout).shape == mask_shape
 
 
-def test_eval_cache_reused_and_invalidated_by_weight_changes():
+def test_derived_tables_are_module_state():
+    """The block's own G x G tables are non-persistent buffers: they follow
+    ``.to()``, are not in the state dict, and give the tables of other shapes."""
+    fast, _, _ = _pair('sda-padded')
+    buffers = dict(fast.named_buffers())
+    assert buffers['relative_position_index'].shape == (16, 16)
+    assert buffers['relative_offsets'].shape == (49, 2)
+    assert not set(buffers) & set(fast.state_dict())
+    assert fast.to(torch.float64).relative_offsets.dtype == torch.float64
+    assert fast.relative_position_index.dtype == torch.long
+
+
+def test_dpb_weight_changes_take_effect_at_once():
+    """Nothing derived from the DPB weights is cached: an optimizer step or a
+    ``load_state_dict`` changes the next output."""
     fast, ref, x = _pair('sda-padded')
     fast.eval(), ref.eval()
     with torch.no_grad():
         first = fast(x)
-        assert len(fast._mask_cache) == 1
-        cached = next(iter(fast._mask_cache.values()))[1]
-        fast(x)
-        assert next(iter(fast._mask_cache.values()))[1] is cached  # reused
-
-    # an optimizer step on the DPB weights invalidates it
     optimizer = torch.optim.SGD(fast.pos.parameters(), lr=0.1)
     fast.train()
     _grads(fast, x)
     optimizer.step()
     fast.eval()
-    with torch.no_grad():
+    with torch.inference_mode():
         stepped = fast(x)
-        assert next(iter(fast._mask_cache.values()))[1] is not cached
         ref.load_state_dict(fast.state_dict())
         torch.testing.assert_close(stepped, ref(x), atol=1e-5, rtol=1e-5)
         assert not torch.allclose(stepped, first)
-
-        # so does load_state_dict
         state = {k: v + 0.05 if k.startswith('pos.') else v for k, v in ref.state_dict().items()}
         ref.load_state_dict(state)
         fast.load_state_dict(state)
         torch.testing.assert_close(fast(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
-def test_no_cache_while_dpb_needs_gradients():
-    fast, _, x = _pair('lda-iclr-padded')
-    fast.eval()  # eval mode, but grad enabled and DPB trainable: no caching
-    out = fast(x)
-    assert not fast._mask_cache
-    out.sum().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fast.pos.parameters())
-    # a frozen DPB needs no graph: cached even with grad enabled
-    fast.pos.requires_grad_(False)
-    fast(x.requires_grad_()).sum().backward()
-    assert len(fast._mask_cache) == 1
-
-
-def test_caches_are_bounded():
-    fast, _, _ = _pair('lda-windowed-padded')
-    fast.eval()
-    with torch.no_grad():
-        for size in range(7, 7 + 3 * LSDA.mask_cache_size):
-            fast(torch.randn(1, size, size + 2, 64))
-    assert len(fast._mask_cache) == LSDA.mask_cache_size
-    assert offset_tables.cache_info().maxsize is not None
-    assert offset_tables.cache_info().currsize <= offset_tables.cache_info().maxsize
-    info = cached_key_padding_mask.cache_info()
-    assert info.maxsize is not None and info.currsize <= info.maxsize
-
-
-def test_folded_mask_is_broadcast_unless_padded():
-    fast, _, _ = _pair('lda-iclr-odd-groups')
-    exact = fast.layout(24, 40)   # multiples of I = 8: no padding
-    padded = fast.layout(25, 38)
-    assert fast._fold_mask(exact, torch.float32, torch.device('cpu')).shape == (1, 2, 15, 15)
-    assert fast._fold_mask(padded, torch.float32, torch.device('cpu')).shape == (64, 2, 20, 20)
-
-
 def test_backbone_fast_and_reference_agree_in_training():
     """Whole CrossFormer (tiny custom arch, padded maps): same outputs and gradients."""
     arch = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
     torch.manual_seed(0)
-    fast = CrossFormer(arch=arch, drop_path_rate=0.).train()
-    ref = CrossFormer(arch=arch, drop_path_rate=0., use_fused_attn=False).train()
+    fast = CrossFormer(arch=arch, drop_path_rate=0.0).train()
+    ref = CrossFormer(arch=arch, drop_path_rate=0.0, use_fused_attn=False).train()
     ref.load_state_dict(fast.state_dict())
     x = torch.randn(1, 3, 76, 100)
     outs_f, dx_f, grads_f = _grads(fast, x)
@@ -238,7 +154,7 @@ def test_backbone_fast_and_reference_agree_in_training():
     torch.testing.assert_close(dx_f, dx_r, atol=1e-5, rtol=1e-5)
     for name, grad in grads_r.items():
         # sums over whole maps (the CEL convolutions: |grad| ~ 100): 1e-5 of the scale
-        scale = max(1., grad.abs().max().item())
+        scale = max(1.0, grad.abs().max().item())
         torch.testing.assert_close(grads_f[name], grad, atol=1e-5 * scale, rtol=1e-5, msg=name)
 
 
@@ -259,7 +175,7 @@ def test_autocast_bf16_training_runs_on_fast_path():
         assert (bf16 - exact).norm() < 0.05 * exact.norm()
 
 
-def test_attention_dropout_falls_back_and_trains():
+def test_attention_dropout_trains():
     fast, _, x = _pair('lda-iclr-padded', attn_drop=0.5)
     fast.train()
     _, _, grads = _grads(fast, x)

@@ -5,14 +5,15 @@ concatenates the results, so each embedding mixes several scales. Kernel ``k``
 uses padding ``(k - stride) // 2``: every branch yields
 ``floor(H / stride) x floor(W / stride)``.
 """
+
 from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.model import BaseModule
-from crossformer_mm.registry import MODELS
 from torch import Tensor
+
+from crossformer_mm.registry import MODELS
 
 
 def split_channels(channels: int, num_kernels: int) -> List[int]:
@@ -24,47 +25,20 @@ def split_channels(channels: int, num_kernels: int) -> List[int]:
     return split + [channels - sum(split)]
 
 
-class SpaceToDepthConv2d(nn.Conv2d):
-    """A convolution of kernel ``k = m * stride`` and padding ``p`` that, when
-    its weight needs a gradient, runs as the same sums of products on
-    ``pixel_unshuffle(x, stride)``: a stride-1 convolution of kernel ``m`` over
-    ``C * stride**2`` channels. Same parameters and keys as :class:`nn.Conv2d`.
-
-    oneDNN's weight gradient of a large-kernel strided convolution is slow:
-    on the 3 image channels at 800x1216 (2 CPU threads) forward + backward of
-    the stage-1 kernel 16 takes 122 ms directly and 31 ms here, kernel 32
-    140 ms and 72 ms. For ``m < 4``, and in inference, the direct convolution
-    is as fast or faster and is used.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, out_channels, H', W'), as :class:`nn.Conv2d`."""
-        if not (torch.is_grad_enabled() and self.weight.requires_grad):
-            return super().forward(x)
-        s, p, k = self.stride[0], self.padding[0], self.kernel_size[0]
-        m = k // s
-        H, W = x.shape[-2:]
-        # the input rows / columns the output windows cover, from -p on
-        rows, cols = s * ((H + 2 * p - k) // s) + k, s * ((W + 2 * p - k) // s) + k
-        x = F.pixel_unshuffle(F.pad(x, (p, cols - W - p, p, rows - H - p)), s)
-        out_c, in_c = self.weight.shape[:2]
-        # weight[o, c, m_y * s + d_y, m_x * s + d_x] -> [o, (c, d_y, d_x), m_y, m_x]
-        weight = self.weight.view(out_c, in_c, m, s, m, s).permute(0, 1, 3, 5, 2, 4)
-        return F.conv2d(x, weight.reshape(out_c, in_c * s * s, m, m), self.bias)
-
-
-def multi_kernel_convs(in_channels: int, out_channels: int,
-                       kernel_sizes: Sequence[int], stride: int) -> nn.ModuleList:
-    """One convolution per kernel size, channels split by :func:`split_channels`
-    (:class:`SpaceToDepthConv2d` for kernels of at least 4x the stride)."""
+def multi_kernel_convs(
+    in_channels: int, out_channels: int, kernel_sizes: Sequence[int], stride: int
+) -> nn.ModuleList:
+    """One convolution per kernel size, channels split by :func:`split_channels`."""
     for k in kernel_sizes:
         if k < stride or (k - stride) % 2:
-            raise ValueError(f'CEL kernel sizes must be >= the stride ({stride}) and differ '
-                             f'from it by an even number, got {list(kernel_sizes)}')
+            raise ValueError(
+                f'CEL kernel sizes must be >= the stride ({stride}) and differ '
+                f'from it by an even number, got {list(kernel_sizes)}'
+            )
     return nn.ModuleList(
-        (SpaceToDepthConv2d if k % stride == 0 and k >= 4 * stride else nn.Conv2d)(
-            in_channels, c, kernel_size=k, stride=stride, padding=(k - stride) // 2)
-        for k, c in zip(kernel_sizes, split_channels(out_channels, len(kernel_sizes))))
+        nn.Conv2d(in_channels, c, kernel_size=k, stride=stride, padding=(k - stride) // 2)
+        for k, c in zip(kernel_sizes, split_channels(out_channels, len(kernel_sizes)))
+    )
 
 
 def concat_branches(convs: nn.ModuleList, x: Tensor) -> Tensor:
@@ -83,12 +57,14 @@ class CrossScaleEmbedding(BaseModule):
         stride (int): Default: 4.
     """
 
-    def __init__(self,
-                 in_channels: int = 3,
-                 out_channels: int = 96,
-                 kernel_sizes: Sequence[int] = (4, 8, 16, 32),
-                 stride: int = 4,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 96,
+        kernel_sizes: Sequence[int] = (4, 8, 16, 32),
+        stride: int = 4,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.projs = multi_kernel_convs(in_channels, out_channels, kernel_sizes, stride)
         self.norm = nn.LayerNorm(out_channels)
@@ -111,16 +87,19 @@ class CrossScalePatchMerging(BaseModule):
         stride (int): Default: 2.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: Optional[int] = None,
-                 kernel_sizes: Sequence[int] = (2, 4),
-                 stride: int = 2,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: Optional[int] = None,
+        kernel_sizes: Sequence[int] = (2, 4),
+        stride: int = 2,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.norm = nn.LayerNorm(in_channels)
         self.reductions = multi_kernel_convs(
-            in_channels, out_channels or 2 * in_channels, kernel_sizes, stride)
+            in_channels, out_channels or 2 * in_channels, kernel_sizes, stride
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) tokens -> (B, H/2, W/2, out_channels) tokens."""
