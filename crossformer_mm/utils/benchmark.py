@@ -1,6 +1,7 @@
 """Pieces shared by the benchmark scripts (``tools/analysis/benchmark_backbone.py``,
 ``tools/analysis/gpu_check.py``): the dense-prediction settings, path
 switching and a timed matmul. Needs only torch and the backbone."""
+import platform
 import statistics
 import time
 
@@ -42,3 +43,15 @@ def time_matmul(n: int, dtype: torch.dtype, device: str, repeat: int = 5,
         if run >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for the record of a run."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
