@@ -8,10 +8,10 @@ the classifier, the final norm and the DPB index buffers, filtered exactly as
 the loader filters (``crossformer_mm.utils.checkpoint.filter_checkpoint``),
 prints every dropped key and why, and with ``--arch`` checks that the result
 loads into that backbone without any missing or unexpected key. The output is
-a plain state dict
-(``{'state_dict': ...}``) that ``init_cfg=dict(type='Pretrained',
-checkpoint=...)`` loads. Configs can also point at the released file
-directly; converting once saves the yacs config object and the classifier.
+a plain state dict (``{'state_dict': ...}``) that
+``init_cfg=dict(type='Pretrained', checkpoint=...)`` loads. Configs can also
+point at the released file directly; converting once saves the yacs config
+object and the classifier.
 """
 import argparse
 import os
