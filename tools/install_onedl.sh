@@ -114,6 +114,12 @@ if [ ! -e "$SITE/crossformer_mm" ] || [ -L "$SITE/crossformer_mm" ]; then
   ln -sfn "$ROOT/crossformer_mm" "$SITE/crossformer_mm"
   echo "linked $SITE/crossformer_mm -> $ROOT/crossformer_mm (for mim)"
 fi
+# setuptools' __editable__.crossformer_mm-*.pth imports its finder at every interpreter
+# start; the link already makes `import crossformer_mm` load this checkout (as in
+# tools/install.sh): remove the .pth and its finder.
+if [ "$(readlink -f "$SITE/crossformer_mm")" = "$(readlink -f "$ROOT/crossformer_mm")" ]; then
+  rm -fv "$SITE"/__editable__.crossformer_mm-*.pth "$SITE"/__editable___crossformer_mm_*_finder.py
+fi
 
 step "Slurm (for tests/tools/test_slurm.py)"
 if command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 \
