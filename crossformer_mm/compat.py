@@ -11,26 +11,31 @@ and logs it once:
 =================================  ============================================
 patch                              applied when
 =================================  ============================================
-:func:`safe_checkpoint_loading`    torch >= 2.6 and mmengine <= 0.10.7 (it calls
-                                   ``torch.load`` without ``weights_only``)
+:func:`safe_checkpoint_loading`    mmengine's own loaders, tried on small files
+                                   at import, unpickle arbitrary globals
+                                   (onedl-mmengine falls back to
+                                   ``weights_only=False``; URLs everywhere) or fail
+                                   on mmengine's runner files (mmengine 0.10.7
+                                   with torch >= 2.6)
 :func:`dist_init_without_cuda`     no accelerator (mmengine would run on CPU)
 :func:`ddp_without_cuda`           no accelerator
 :func:`sync_bn_without_cuda`       no accelerator
 =================================  ============================================
 
-On a CUDA machine with a current mmengine none of them runs.
+On a CUDA machine whose mmengine loaders load safely none of them runs (no
+released mmengine does: its URL loader is ``torch.hub``'s, ``weights_only=False``).
 ``tests/test_compat.py`` shows the stock stack failing without each.
 """
 import contextlib
 import functools
 import logging
+import pickle
 from typing import Callable, Dict, Iterator, Optional
 
 import mmengine
 import torch
 from mmengine.device import get_device
 from mmengine.logging import print_log
-from mmengine.utils import digit_version
 from torch import nn
 
 #: Names of the patches applied in this process (each is applied and logged once).
@@ -69,12 +74,111 @@ def without_accelerator() -> bool:
 
 
 # checkpoints ------------------------------------------------------------------
+class _UnpicklingProbe:
+    """A harmless class outside every allow-list: a loader that returns an instance
+    of it from a file unpickles arbitrary globals, so it would as well call
+    ``os.system`` for a pickle payload."""
+
+    def __reduce__(self) -> tuple:
+        return (_UnpicklingProbe, ())
+
+
+#: mmengine's own loaders, as found before :func:`safe_checkpoint_loading` replaced them.
+_STOCK_LOADERS: Dict[str, Callable] = {}
+
+
+def _stock_loaders() -> Dict[str, Callable]:
+    if not _STOCK_LOADERS:
+        from mmengine.runner import CheckpointLoader
+        from mmengine.runner import checkpoint as mmengine_checkpoint
+        _STOCK_LOADERS.update(local=CheckpointLoader._schemes[''],
+                              url=mmengine_checkpoint.load_url)
+    return _STOCK_LOADERS
+
+
+def _outcome(load: Callable[[], object], expected: Callable[[object], bool]) -> str:
+    """'loaded' (``expected`` holds for the result), 'refused' (a weights-only
+    refusal), or 'failed: ...' for anything else."""
+    try:
+        result = load()
+    except pickle.UnpicklingError as error:
+        return 'refused' if 'weights' in str(error).lower() else f'failed: {error}'[:200]
+    except Exception as error:  # noqa: B902 (any failure is reported, not raised)
+        return f'failed: {type(error).__name__}: {error}'[:200]
+    return 'loaded' if expected(result) else 'failed: unexpected content'
+
+
+@functools.cache
+def stock_checkpoint_loading() -> Dict[str, str]:
+    """What mmengine's own loaders do here, found by trying them on two small files in
+    a temporary folder (not by version numbers):
+
+    - ``'local_any_global'``: the local ('' scheme) loader on a file that pickles a
+      harmless class of this module; ``'loaded'`` means it unpickles arbitrary
+      globals (mmengine falling back to, or passing, ``weights_only=False``, or a
+      torch whose ``torch.load`` defaults to it), ``'refused'`` that it does not;
+    - ``'local_runner_file'``: the local loader on an mmengine runner file (message
+      hub ``HistoryBuffer``, numpy scalars); ``'refused'`` means ``--resume`` /
+      ``tools/test.py`` fail on mmengine's own checkpoints (``weights_only=True``
+      without an allow-list);
+    - ``'url_any_global'``: the ``load_url`` of mmengine's http(s) / ``open-mmlab://``
+      / ``torchvision://`` loaders on the first file, given as a ``file://`` URL.
+    """
+    import io
+    import os.path as osp
+    import pathlib
+    import tempfile
+    import warnings
+
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    loaders = _stock_loaders()
+    buffer = HistoryBuffer()
+    buffer.update(1.0)
+    runner_file = dict(state_dict={'w': torch.zeros(1)},
+                       message_hub=dict(log_scalars={'loss': buffer}),
+                       meta=dict(eta=np.float64(1.0), seed=np.int64(0)))
+
+    def has_probe(checkpoint: object) -> bool:
+        return isinstance(checkpoint, dict) and isinstance(checkpoint.get('probe'),
+                                                           _UnpicklingProbe)
+
+    def is_runner_file(checkpoint: object) -> bool:
+        return (isinstance(checkpoint, dict)
+                and isinstance(checkpoint['message_hub']['log_scalars']['loss'], HistoryBuffer))
+
+    outcome = {}
+    # (mmengine's fallback prints a warning to stdout for every file it retries)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter('ignore')
+        probe_file, runner_path = osp.join(tmp, 'probe.pth'), osp.join(tmp, 'runner.pth')
+        torch.save(dict(probe=_UnpicklingProbe()), probe_file)
+        torch.save(runner_file, runner_path)
+        outcome['local_any_global'] = _outcome(
+            lambda: loaders['local'](probe_file, map_location='cpu'), has_probe)
+        outcome['local_runner_file'] = _outcome(
+            lambda: loaders['local'](runner_path, map_location='cpu'), is_runner_file)
+        outcome['url_any_global'] = _outcome(
+            lambda: loaders['url'](pathlib.Path(probe_file).as_uri(),
+                                   model_dir=osp.join(tmp, 'hub'), map_location='cpu',
+                                   progress=False), has_probe)
+    return outcome
+
+
 def mmengine_loads_weights_only_unaware() -> bool:
-    """mmengine <= 0.10.7 calls ``torch.load`` without ``weights_only``, which
-    torch >= 2.6 makes ``True``: its own checkpoints (message hub, numpy
-    scalars) then fail to load in ``--resume``, ``load_from`` and ``test.py``."""
-    return (digit_version(torch.__version__) >= digit_version('2.6.0')
-            and digit_version(mmengine.__version__) <= digit_version('0.10.7'))
+    """mmengine's local loader cannot read its own runner files here (it calls
+    ``torch.load`` without ``weights_only``, which torch >= 2.6 makes ``True``, and
+    without an allow-list): ``--resume``, ``load_from`` and ``test.py`` fail."""
+    return stock_checkpoint_loading()['local_runner_file'] != 'loaded'
+
+
+def mmengine_unpickles_arbitrary_globals() -> bool:
+    """mmengine's local loader or its ``load_url`` unpickles any global here (a pickle
+    payload in a ``.pth`` file would run), or their behaviour could not be found out."""
+    outcome = stock_checkpoint_loading()
+    return outcome['local_any_global'] != 'refused' or outcome['url_any_global'] != 'refused'
 
 
 def safe_checkpoint_loading() -> None:
@@ -83,20 +187,31 @@ def safe_checkpoint_loading() -> None:
     the file: the local ('' scheme) loader, and the ``load_url`` that its http(s),
     ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` loaders call (it is
     ``torch.hub.load_state_dict_from_url``, which unpickles with
-    ``weights_only=False``)."""
-    if not mmengine_loads_weights_only_unaware():
-        return
+    ``weights_only=False``). Applied where mmengine's own loaders, tried here
+    (:func:`stock_checkpoint_loading`), unpickle arbitrary globals or fail on
+    mmengine's runner files."""
     from mmengine.runner import CheckpointLoader
     from mmengine.runner import checkpoint as mmengine_checkpoint
 
     from .utils.safe_load import load_from_local, load_url
     if CheckpointLoader._schemes.get('') is load_from_local:
         return
+    failing = mmengine_loads_weights_only_unaware()
+    if not (mmengine_unpickles_arbitrary_globals() or failing):
+        return
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
     mmengine_checkpoint.load_url = load_url
+    outcome = stock_checkpoint_loading()
+    found = [f'unpickles arbitrary globals from {source} ({outcome[key]}; a pickle payload '
+             'would run)' for key, source in (('local_any_global', 'files'),
+                                                ('url_any_global', 'URLs'))
+             if outcome[key] != 'refused']
+    if failing:
+        found.append(f"cannot read its own runner files ({outcome['local_runner_file']})")
     _applied('safe_checkpoint_loading',
-             f'mmengine {mmengine.__version__} loads checkpoints (files and URLs) with torch '
-             f'{torch.__version__} through the safe allow-list loader')
+             f'mmengine {mmengine.__version__} with torch {torch.__version__} '
+             f'{" and ".join(found)}: checkpoints (files and URLs) load through the safe '
+             'allow-list loader')
 
 
 # distributed runs without an accelerator ---------------------------------------

@@ -287,3 +287,38 @@ def test_mim_train_of_a_detection_config_runs_two_iterations(tmp_path):
     with open(tmp_path / 'work' / 'last_checkpoint') as f:
         checkpoint = load_checkpoint(f.read().strip())
     assert checkpoint['meta']['iter'] == 2
+
+
+def test_no_checkpoint_patch_where_mmengine_loads_safely():
+    """Where mmengine's loaders refuse arbitrary globals and read runner files (a
+    local loader and a load_url with weights_only=True and mmengine's allow-list, as
+    a fixed mmengine would have), importing the package leaves them as they are."""
+    result = python('''
+        import numpy as np, torch
+        import numpy._core.multiarray as multiarray  # numpy 2, and numpy 1.26's alias
+        from mmengine.logging import HistoryBuffer
+        from mmengine.runner import CheckpointLoader
+        from mmengine.runner import checkpoint as mmengine_checkpoint
+        ALLOWED = [HistoryBuffer, getattr, multiarray.scalar, multiarray._reconstruct,
+                   np.ndarray, np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.int64))]
+
+        def local(filename, map_location=None):
+            with torch.serialization.safe_globals(ALLOWED):
+                return torch.load(filename, map_location=map_location, weights_only=True)
+
+        def load_url(url, model_dir=None, map_location=None, progress=True, **kwargs):
+            return torch.hub.load_state_dict_from_url(
+                url, model_dir=model_dir, map_location=map_location, progress=progress,
+                weights_only=True)
+
+        CheckpointLoader.register_scheme(prefixes='', loader=local, force=True)
+        mmengine_checkpoint.load_url = load_url
+        from crossformer_mm import compat
+        assert CheckpointLoader._schemes[''] is local
+        assert mmengine_checkpoint.load_url is load_url
+        print('PROBE', sorted(compat.stock_checkpoint_loading().items()))
+        print('APPLIED', 'safe_checkpoint_loading' in compat.APPLIED)
+    ''')
+    assert 'APPLIED False' in result.stdout, result.stdout
+    assert ("PROBE [('local_any_global', 'refused'), ('local_runner_file', 'loaded'), "
+            "('url_any_global', 'refused')]") in result.stdout, result.stdout
