@@ -28,8 +28,6 @@ from crossformer_mm import compat
 from crossformer_mm.testing.toy_configs import det_smoke_options
 from crossformer_mm.utils.safe_load import UnsafeCheckpointError, load_checkpoint
 
-pytestmark = pytest.mark.stack
-
 
 def installed(distribution: str) -> bool:
     try:
