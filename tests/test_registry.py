@@ -69,6 +69,7 @@ def test_config_custom_imports(tmp_path):
     assert len(backbone(torch.randn(1, 3, 64, 64))) == 3
 
 
+@pytest.mark.slow  # a fresh interpreter (subprocess)
 def test_import_alongside_toolboxes_and_twice_in_a_fresh_interpreter():
     code = textwrap.dedent("""
         import importlib
@@ -141,6 +142,7 @@ def test_original_type_names_build_with_their_detection_settings(name):
     assert backbone.init_cfg['checkpoint'] == './backbone-crossformer-s.pth'
 
 
+@pytest.mark.slow  # a fresh interpreter (subprocess)
 def test_original_type_name_logs_the_new_form():
     code = textwrap.dedent("""
         import crossformer_mm
@@ -179,6 +181,7 @@ sys.meta_path.insert(0, _Blocked())
 """
 
 
+@pytest.mark.slow  # a fresh interpreter (subprocess)
 def test_import_needs_only_torch_mmengine_mmcv():
     """With mmdet, mmseg, mmpose and mmpretrain unimportable, ``import
     crossformer_mm`` registers the backbone and layers, and they run."""

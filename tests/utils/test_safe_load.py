@@ -129,6 +129,7 @@ def test_released_classification_layouts(tmp_path, reference_dir, layout):
         assert config.is_frozen() and config == released_config()
 
 
+@pytest.mark.slow  # a fresh interpreter (subprocess)
 def test_released_config_loads_without_yacs(tmp_path, reference_dir):
     path = str(tmp_path / 'crossformer-s.pth')
     torch.save({'model': released_classification_state(reference_dir),
@@ -237,6 +238,7 @@ def test_payload_is_refused_naming_file_global_and_opt_in(tmp_path, kind, global
     assert isinstance(error.value, pickle.UnpicklingError)
 
 
+@pytest.mark.slow  # a fresh interpreter (subprocess)
 def test_trusted_payload_loads_with_a_warning_naming_the_file(tmp_path):
     """In a fresh interpreter (the opted-in file runs its harmless payload):
     each way of trusting the file; another file stays refused."""
