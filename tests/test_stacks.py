@@ -320,3 +320,22 @@ def test_no_checkpoint_patch_where_mmengine_loads_safely():
     assert 'APPLIED False' in result.stdout, result.stdout
     assert ("PROBE [('local_any_global', 'refused'), ('local_runner_file', 'loaded'), "
             "('url_any_global', 'refused')]") in result.stdout, result.stdout
+
+
+def test_mim_train_slurm_gets_no_unset_option_objects():
+    """click 8.3.1-8.5.1 hand options left out as a ``Sentinel.UNSET`` object, and mim's
+    slurm launch then fails on ``srun_args.split()``: the pinned click hands None."""
+    result = python('''
+        import importlib, sys
+        from click.testing import CliRunner
+        importlib.import_module('mim.commands.train')
+        module = sys.modules['mim.commands.train']  # mim.commands.train is also a function
+        seen = {}
+        module.train = lambda **kwargs: (seen.update(kwargs), (True, 'ok'))[1]
+        out = CliRunner().invoke(module.cli, ['mmpose', 'x.py', '--launcher', 'slurm',
+                                              '--gpus', '2', '--gpus-per-node', '2',
+                                              '--partition', 'p'])
+        assert out.exit_code == 0, out.output
+        print('OPTIONS', sorted((k, type(v).__name__) for k, v in seen.items()))
+    ''')
+    assert "('srun_args', 'NoneType')" in result.stdout, result.stdout
