@@ -150,12 +150,18 @@ def stock_checkpoint_loading() -> Dict[str, str]:
 
     outcome = {}
     # (mmengine's fallback prints a warning to stdout for every file it retries)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
-            contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter('ignore')
-        probe_file, runner_path = osp.join(tmp, 'probe.pth'), osp.join(tmp, 'runner.pth')
-        torch.save(dict(probe=_UnpicklingProbe()), probe_file)
-        torch.save(runner_file, runner_path)
+        try:
+            tmp_dir = tempfile.TemporaryDirectory()
+            tmp = tmp_dir.name
+            probe_file, runner_path = osp.join(tmp, 'probe.pth'), osp.join(tmp, 'runner.pth')
+            torch.save(dict(probe=_UnpicklingProbe()), probe_file)
+            torch.save(runner_file, runner_path)
+        except OSError as error:  # no writable temporary folder: assume the worst
+            failed = f'failed: no probe files ({error})'
+            return dict(local_any_global=failed, local_runner_file=failed,
+                        url_any_global=failed)
         outcome['local_any_global'] = _outcome(
             lambda: loaders['local'](probe_file, map_location='cpu'), has_probe)
         outcome['local_runner_file'] = _outcome(
@@ -164,6 +170,7 @@ def stock_checkpoint_loading() -> Dict[str, str]:
             lambda: loaders['url'](pathlib.Path(probe_file).as_uri(),
                                    model_dir=osp.join(tmp, 'hub'), map_location='cpu',
                                    progress=False), has_probe)
+        tmp_dir.cleanup()
     return outcome
 
 
