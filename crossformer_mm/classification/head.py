@@ -1,3 +1,5 @@
+# Re-implements the classification head of CrossFormer (Wang et al., ICLR 2022 / TPAMI 2023,
+# https://github.com/cheerss/CrossFormer, Copyright (c) 2021 cheerss, MIT License).
 """The classification head of the original CrossFormer classifier."""
 from typing import List, Optional, Tuple, Union
 

@@ -3,7 +3,7 @@
     python tools/misc/make_toy_data.py coco data/toy_coco [--num-train 200]
         [--num-val 50] [--size 128] [--seed 0]
 
-Layout (what ``configs/_base_/det_toy_coco.py`` reads)::
+Layout (what ``configs/_base_/det_toy_coco_instance.py`` reads)::
 
     OUT/train/000000.png ...   OUT/annotations/instances_train.json
     OUT/val/000000.png ...     OUT/annotations/instances_val.json

@@ -1,3 +1,5 @@
+# Re-implements the transformer block and the ACL of CrossFormer (Wang et al., ICLR 2022 / TPAMI 2023,
+# https://github.com/cheerss/CrossFormer, Copyright (c) 2021 cheerss, MIT License).
 """The CrossFormer transformer block (SDA or LDA, optional CrossFormer++ ACL)."""
 from typing import Optional
 
