@@ -94,6 +94,8 @@ def _det_data(cfg: Config, root: str, factor: float) -> None:
                 node[key] = len(classes)
         if node.get('num_stuff_classes'):
             node['num_stuff_classes'] = 0
+        if isinstance(node.get('class_weight'), list):  # one weight per class + 'no object'
+            node['class_weight'] = [1.0] * len(classes) + node['class_weight'][-1:]
 
     _walk(cfg.model, visit)
 
