@@ -23,11 +23,19 @@ small input never changes how later inputs are processed.
 
 Padded positions are zeros on the right / bottom; they are masked as keys and
 cropped from the output.
+
+The layout is integer arithmetic on the map size (:func:`group_layout`), so it
+also holds for symbolic sizes: those of ``torch.export`` / the dynamo ONNX
+exporter, dynamic ``torch.compile`` and the TorchScript ONNX exporter, whose
+traced sizes are 0-dim tensors. With symbolic sizes the code does not ask
+whether the map needs padding: it always pads and always folds the padding
+mask; a zero-width pad and an all-zero mask change nothing, so one exported
+graph serves every size above the small-map limit. With Python ints (eager) it
+pads and masks only where needed.
 """
 
-import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn as nn
@@ -51,6 +59,23 @@ ATTN_TYPES = ('sda', 'lda')
 LDA_MODES = ('iclr', 'windowed')
 
 
+#: A size: a Python int, a symbolic size (``torch.SymInt``) or, under the
+#: TorchScript ONNX exporter, a traced 0-dim integer tensor.
+Size = Union[int, torch.SymInt, Tensor]
+
+
+def ceil_div(a: Size, b: Size) -> Size:
+    """``ceil(a / b)`` of positive sizes in integer arithmetic: exact for any
+    int, and traceable (``-(-a // b)`` is not: ONNX's integer ``Div``, which the
+    exporters emit for ``//``, truncates instead of flooring negatives)."""
+    return (a + b - 1) // b
+
+
+def is_symbolic(*sizes: Size) -> bool:
+    """Whether any size is symbolic (not a Python int)."""
+    return not all(isinstance(s, int) for s in sizes)
+
+
 @dataclass(frozen=True)
 class GroupLayout:
     """Grouping of an ``height x width`` map into attention groups.
@@ -59,41 +84,50 @@ class GroupLayout:
         height, width: size of the (unpadded) map.
         group_h, group_w: group shape ``Gh x Gw`` (tokens per group = Gh * Gw).
         interval: dilation ``I`` of the groups inside a window (1 for SDA).
+        symbolic: the sizes are symbolic (export, dynamic compile), so that
+            the layout cannot tell whether the map is padded: it pads and masks
+            always (see :attr:`is_padded`). :func:`group_layout` sets it.
     """
 
-    height: int
-    width: int
-    group_h: int
-    group_w: int
-    interval: int
+    height: Size
+    width: Size
+    group_h: Size
+    group_w: Size
+    interval: Size
+    symbolic: bool = False
 
     @property
-    def windows_h(self) -> int:
-        return math.ceil(self.height / (self.group_h * self.interval))
+    def windows_h(self) -> Size:
+        return ceil_div(self.height, self.group_h * self.interval)
 
     @property
-    def windows_w(self) -> int:
-        return math.ceil(self.width / (self.group_w * self.interval))
+    def windows_w(self) -> Size:
+        return ceil_div(self.width, self.group_w * self.interval)
 
     @property
-    def padded_h(self) -> int:
+    def padded_h(self) -> Size:
         return self.windows_h * self.group_h * self.interval
 
     @property
-    def padded_w(self) -> int:
+    def padded_w(self) -> Size:
         return self.windows_w * self.group_w * self.interval
 
     @property
     def is_padded(self) -> bool:
+        """Whether the map is padded (and its padded keys masked); always True
+        for a symbolic layout, where zero-width padding and an all-zero mask
+        give the same numbers."""
+        if self.symbolic:
+            return True
         return self.padded_h != self.height or self.padded_w != self.width
 
     @property
-    def num_groups(self) -> int:
+    def num_groups(self) -> Size:
         """Groups per image."""
         return self.windows_h * self.windows_w * self.interval**2
 
     @property
-    def group_tokens(self) -> int:
+    def group_tokens(self) -> Size:
         return self.group_h * self.group_w
 
     def pad(self, x: Tensor) -> Tensor:
@@ -122,32 +156,44 @@ class GroupLayout:
         """Additive mask of padded keys, (num_groups, 1, Gh*Gw), or None."""
         if not self.is_padded:
             return None
-        valid = torch.zeros(1, self.padded_h, self.padded_w, 1, device=device)
-        valid[:, : self.height, : self.width] = 1
+        rows = torch.arange(self.padded_h, device=device) < self.height
+        cols = torch.arange(self.padded_w, device=device) < self.width
+        valid = (rows[:, None] & cols[None, :])[None, :, :, None]  # 1, Hp, Wp, 1
         valid = self.group(valid)[0, :, :, 0]  # num_groups, N
-        mask = torch.zeros_like(valid).masked_fill_(valid == 0, MASK_VALUE)
+        mask = torch.zeros(valid.shape, device=device).masked_fill(~valid, MASK_VALUE)
         return mask.unsqueeze(1)
 
 
 def group_layout(
-    height: int, width: int, attn_type: str, group_size: int, interval: int, lda_mode: str
+    height: Size, width: Size, attn_type: str, group_size: int, interval: int, lda_mode: str
 ) -> GroupLayout:
-    """The :class:`GroupLayout` a block of ``attn_type`` uses on an H x W map."""
+    """The :class:`GroupLayout` a block of ``attn_type`` uses on an H x W map.
+
+    With symbolic sizes the small-map test ``min(H, W) <= G`` is the one
+    decision taken at trace time: ``torch.export`` resolves it from the
+    declared size range (see :mod:`crossformer_mm.deployment`).
+    """
+    symbolic = is_symbolic(height, width)
     if min(height, width) <= group_size:
         if lda_mode == 'iclr':  # SDA with square groups of the short side
             side = min(height, width)
-            return GroupLayout(height, width, side, side, 1)
+            return GroupLayout(height, width, side, side, 1, symbolic)
         # SDA over the whole map: one group of exactly H x W tokens (the
         # original's square group of side max(H, W) gives the same outputs on
         # every real token, its extra tokens being masked padding)
-        return GroupLayout(height, width, height, width, 1)
+        return GroupLayout(height, width, height, width, 1, symbolic)
     if attn_type == 'sda':
-        return GroupLayout(height, width, group_size, group_size, 1)
+        return GroupLayout(height, width, group_size, group_size, 1, symbolic)
     if lda_mode == 'iclr':
         return GroupLayout(
-            height, width, math.ceil(height / interval), math.ceil(width / interval), interval
+            height,
+            width,
+            ceil_div(height, interval),
+            ceil_div(width, interval),
+            interval,
+            symbolic,
         )
-    return GroupLayout(height, width, group_size, group_size, interval)
+    return GroupLayout(height, width, group_size, group_size, interval, symbolic)
 
 
 @MODELS.register_module()
@@ -266,23 +312,31 @@ class LSDA(BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) normalised tokens -> (B, H, W, C)."""
+        return self.attend(x, self.layout(*x.shape[1:3]))
+
+    def attend(self, x: Tensor, layout: GroupLayout) -> Tensor:
+        """(B, H, W, C) normalised tokens -> (B, H, W, C), grouped by ``layout``."""
         B, H, W, C = x.shape
-        layout = self.layout(H, W)
         nG, N = layout.num_groups, layout.group_tokens
         x = layout.group(layout.pad(x))  # B, nG, N, C
         qkv = self.qkv(x).view(B, nG, N, 3, self.num_heads, self.head_dims)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # B, nG, heads, N, d (views)
         mask = self.attn_mask(layout).to(q.dtype)  # 1 or nG, heads, N, N
         if self.use_fused_attn:
-            out = self._sdpa(q, k, v, mask)
+            out = self._sdpa(q, k, v, mask, per_group=layout.is_padded)
         else:
             out = self._explicit_attention(q, k, v, mask)
-        out = self.proj_drop(self.proj(out.transpose(2, 3).reshape(B, nG, N, C)))
-        return layout.ungroup(out)[:, :H, :W]
+        # (B, nG, N, heads, d) -> (B, nG, N, C): a copy either way (``reshape``
+        # copies too); spelt out, the exporters' symbolic strides accept it
+        out = out.transpose(2, 3).contiguous().view(B, nG, N, C)
+        return layout.ungroup(self.proj_drop(self.proj(out)))[:, :H, :W]
 
     def attn_mask(self, layout: GroupLayout) -> Tensor:
         """DPB bias + padding mask: (1, heads, N, N), or (nG, heads, N, N) if padded."""
-        if (layout.group_h, layout.group_w) == (self.group_size, self.group_size):
+        if not layout.symbolic and (layout.group_h, layout.group_w) == (
+            self.group_size,
+            self.group_size,
+        ):
             offsets, index = self.relative_offsets, self.relative_position_index
         else:
             offsets, index = relative_offset_tables(
@@ -294,13 +348,14 @@ class LSDA(BaseModule):
             mask = mask + padding.unsqueeze(1)
         return mask
 
-    def _sdpa(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
-        """Fused attention: (B, nG, heads, N, d) -> (B, nG, heads, N, d)."""
+    def _sdpa(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, per_group: bool) -> Tensor:
+        """Fused attention: (B, nG, heads, N, d) -> (B, nG, heads, N, d); ``mask``
+        is (nG, heads, N, N) if ``per_group``, else (1, heads, N, N)."""
         B, nG, heads, N, d = q.shape
-        if mask.shape[0] == 1:  # one mask for every group: groups join the batch
-            shape, mask_shape = (B * nG, heads, N, d), (1, heads, N, N)
-        else:  # a mask per group: groups join the heads, the mask broadcasts over B
+        if per_group:  # a mask per group: groups join the heads, the mask broadcasts over B
             shape, mask_shape = (B, nG * heads, N, d), (1, nG * heads, N, N)
+        else:  # one mask for every group: groups join the batch
+            shape, mask_shape = (B * nG, heads, N, d), (1, heads, N, N)
         out = F.scaled_dot_product_attention(
             q.reshape(shape),
             k.reshape(shape),
