@@ -1,0 +1,44 @@
+"""Deployment: ONNX export of backbones and whole models, ONNX Runtime inference
+and agreement checks (:mod:`.onnx_export`). Needs ``onnx``, ``onnxruntime`` and,
+for the default (dynamo) exporter, ``onnxscript``; imported only by the
+deployment tools and tests."""
+
+from .onnx_export import (
+    EXPORTERS,
+    OPSET,
+    Result,
+    TensorOutputs,
+    build_model,
+    compare,
+    export_onnx,
+    find_backbone,
+    flatten_outputs,
+    min_dynamic_size,
+    non_standard_ops,
+    ort_session,
+    postprocess,
+    preprocess,
+    relative_errors,
+    run_ort,
+    small_map_limit,
+)
+
+__all__ = [
+    'EXPORTERS',
+    'OPSET',
+    'Result',
+    'TensorOutputs',
+    'build_model',
+    'compare',
+    'export_onnx',
+    'find_backbone',
+    'flatten_outputs',
+    'min_dynamic_size',
+    'non_standard_ops',
+    'ort_session',
+    'postprocess',
+    'preprocess',
+    'relative_errors',
+    'run_ort',
+    'small_map_limit',
+]

@@ -1,0 +1,71 @@
+"""Export a model of this repository to ONNX: the network up to its raw outputs.
+
+Detection: the head outputs before box decoding and NMS (per level: class
+scores, box deltas, ...; a two-stage detector's ``mode='tensor'`` outputs);
+segmentation: the decoder's logits; pose (HigherHRNet): heatmaps and tags;
+classification: logits. The input is the normalised image batch: the model's
+``data_preprocessor`` (BGR -> RGB as configured, ``(x - mean) / std``, padding
+to its size divisor) is not in the graph; ``tools/deployment/ort_infer.py``
+applies it. See docs/deployment.md.
+
+Example::
+
+    python tools/deployment/export_onnx.py configs/retinanet_crossformer_s_fpn_1x_coco.py \\
+        retinanet.pth --shape 800 1216 --dynamic --out retinanet.onnx --check
+"""
+
+import argparse
+
+import torch
+from mmengine.config import DictAction
+
+from crossformer_mm.deployment import (
+    TensorOutputs,
+    build_model,
+    compare,
+    export_onnx,
+    find_backbone,
+    min_dynamic_size,
+    non_standard_ops,
+    ort_session,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', help="a checkpoint file, or 'none' (random weights)")
+    parser.add_argument('--shape', nargs=2, type=int, default=[800, 1216], metavar=('H', 'W'),
+                        help='input height and width to export at')
+    parser.add_argument('--dynamic', action='store_true',
+                        help='dynamic batch / height / width (from the small-map limit up)')
+    parser.add_argument('--exporter', default='dynamo', choices=['dynamo', 'torchscript'])
+    parser.add_argument('--out', default='model.onnx')
+    parser.add_argument('--check', action='store_true',
+                        help='run the file in ONNX Runtime against PyTorch at the export size')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
+    model = build_model(args.config, checkpoint, args.cfg_options)
+    backbone = find_backbone(model)
+    min_size = min_dynamic_size(backbone) if backbone is not None else 32
+    wrapped = TensorOutputs(model).eval()
+    inputs = torch.randn(1, 3, *args.shape)
+    names = export_onnx(wrapped, inputs, args.out, dynamic=args.dynamic,
+                        exporter=args.exporter, min_size=min_size)
+    extra = non_standard_ops(args.out)
+    print(f'exported {args.out}: {len(names)} outputs, dynamic={args.dynamic}'
+          + (f' (height / width >= {min_size})' if args.dynamic else '')
+          + (f'; non-standard operators: {extra}' if extra else '; standard operators only'))
+    if args.check:
+        errors = compare(ort_session(args.out), wrapped, inputs)['relative_error']
+        print(f'ONNX Runtime vs PyTorch at {args.shape[0]}x{args.shape[1]}: max relative error '
+              f'{max(errors):.2e} over {len(errors)} outputs')
+
+
+if __name__ == '__main__':
+    main()
