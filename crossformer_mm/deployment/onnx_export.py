@@ -5,9 +5,10 @@ Exporters (``exporter``):
 * ``'dynamo'`` (the default of ``torch.onnx.export`` since torch 2.9, needs
   ``onnxscript``): ``torch.export`` traces the model with symbolic batch,
   height and width; one graph serves every size from ``min_size`` up.
-* ``'torchscript'`` (``dynamo=False``): the JIT tracer; its sizes are traced
-  as tensors, but every decision taken on them (``min(H, W) <= G``, the
-  padding) is fixed at the traced size: the graph is for the traced size only.
+* ``'torchscript'`` (``dynamo=False``): the JIT tracer, with ``dynamic_axes``;
+  its sizes are traced as 0-dim tensors, so the layout arithmetic stays in the
+  graph, and the one decision on them (``min(H, W) <= G``) is taken at the
+  traced size, as with the dynamo exporter. About 10x faster to export.
 
 The small-map limit: the layout of an LSDA block changes when its map's short
 side is at most its group size (:func:`crossformer_mm.models.layers.lsda.group_layout`),
@@ -99,8 +100,7 @@ def export_onnx(
         example: (B, C, H, W) input to trace with; with ``dynamic`` and the
             dynamo exporter its side must be at least ``min_size`` (a batch of
             1 is traced as 2, which torch.export would otherwise fix to 1).
-        dynamic: batch, height and width dynamic (dynamo only: the TorchScript
-            exporter's graph holds for the traced size alone).
+        dynamic: batch, height and width dynamic (the outputs' too).
         min_size: the smallest height / width the dynamic graph is for
             (:func:`min_dynamic_size` for a CrossFormer).
 
@@ -109,11 +109,6 @@ def export_onnx(
     """
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
-    if dynamic and exporter == 'torchscript':
-        raise ValueError(
-            'the TorchScript exporter fixes the layout decisions at the traced size: '
-            "export with exporter='dynamo' for dynamic sizes, or dynamic=False"
-        )
     if dynamic and min(example.shape[-2:]) < min_size:
         raise ValueError(
             f'the example input {tuple(example.shape[-2:])} is below the dynamic graph\'s '
@@ -124,6 +119,11 @@ def export_onnx(
         outputs = model(example)
     names = [f'output{i}' for i in range(len(outputs))]
     if exporter == 'torchscript':
+        dynamic_axes = None
+        if dynamic:
+            dynamic_axes = {INPUT_NAME: {0: 'batch', 2: 'height', 3: 'width'}}
+            for name, out in zip(names, outputs):
+                dynamic_axes[name] = {i: f'{name}_dim{i}' for i in range(out.dim())}
         torch.onnx.export(
             model,
             (example,),
@@ -131,6 +131,7 @@ def export_onnx(
             dynamo=False,
             input_names=[INPUT_NAME],
             output_names=names,
+            dynamic_axes=dynamic_axes,
             opset_version=min(opset, 17),
         )
         return names

@@ -2,7 +2,7 @@
 export-time layout (always padded, padding always masked) gives the eager
 numbers; the dynamo export with dynamic batch / height / width runs in ONNX
 Runtime at sizes it was not traced at, for both LDA modes, with standard
-operators only; the TorchScript export holds at its traced size."""
+operators only; so does the TorchScript exporter's with dynamic axes."""
 
 import dataclasses
 import math
@@ -100,14 +100,19 @@ def test_export_layout_gives_the_eager_numbers(case, fused):
     torch.testing.assert_close(exported, eager, atol=2e-6, rtol=1e-5)
 
 
-def test_torchscript_export_at_the_traced_size(tmp_path):
-    model = toy_backbone('iclr')
+@pytest.mark.slow  # two exports of about 15 s
+@pytest.mark.parametrize('lda_mode', ['iclr', 'windowed'])
+def test_torchscript_dynamic_export_matches_eager_at_other_sizes(lda_mode, tmp_path):
+    model = toy_backbone(lda_mode)
     path = str(tmp_path / 'backbone_ts.onnx')
-    inputs = torch.randn(1, 3, 96, 128)
-    export_onnx(model, inputs, path, dynamic=False, exporter='torchscript')
+    size = min_dynamic_size(model)
+    export_onnx(model, torch.randn(1, 3, size, size), path, exporter='torchscript', min_size=size)
     assert non_standard_ops(path) == []
-    errors = compare(ort_session(path), model, inputs)['relative_error']
-    assert len(errors) == 4 and max(errors) <= TOLERANCE, errors
+    session = ort_session(path)
+    torch.manual_seed(1)
+    for batch, size in [(1, s) for s in SIZES] + [(2, (256, 320))]:
+        errors = compare(session, model, torch.randn(batch, 3, *size))['relative_error']
+        assert len(errors) == 4 and max(errors) <= TOLERANCE, (size, errors)
 
 
 @pytest.fixture(scope='module', params=['iclr', 'windowed'])

@@ -32,7 +32,8 @@ TOY_CHANNELS = [32, 64, 128, 256]
 MODELS = {
     'retinanet': (
         'configs/retinanet_crossformer_s_fpn_1x_coco.py',
-        {'model.neck.in_channels': TOY_CHANNELS},
+        # every anchor scored: boxes to compare with random weights
+        {'model.neck.in_channels': TOY_CHANNELS, 'model.test_cfg.score_thr': 0.0},
         'boxes',
     ),
     'semantic_fpn': (

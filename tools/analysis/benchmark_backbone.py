@@ -12,7 +12,11 @@ In one process, at each size, for inference and for a training step
 * ``bf16``: inference with the weights and the input in bf16
   (``model.to(torch.bfloat16)``); training under bf16 autocast (fp32 weights);
 * ``compiled``: inference of ``torch.compile(model)`` (inductor, with
-  ``freezing``, its CPU inference setting), fp32.
+  ``freezing``, its CPU inference setting), fp32;
+* ``onnxruntime``: inference of the ``fast`` model exported to ONNX (the dynamo
+  exporter, at each size) in ONNX Runtime's CPU execution provider, the same
+  threads, graph optimisations on (:mod:`crossformer_mm.deployment`); needs
+  ``onnx``, ``onnxruntime``, ``onnxscript`` (skipped with ``--no-onnx``).
 
 Method:
 
@@ -30,6 +34,7 @@ Method:
   training step counts 3x the forward.
 * accuracy: max|fast - ref| over the outputs; bf16 against the fp32 fast
   path, per stage, as max|bf16 - fp32| / max|fp32|.
+* onnxruntime: per stage max|ort - fast| / max|fast|.
 * compile: graph breaks from ``torch._dynamo.explain`` (train, ``no_grad``,
   ``inference_mode``) at the first size; compiled frames per size (1 = no
   recompile after the first call).
@@ -54,7 +59,9 @@ import logging
 import os
 import os.path as osp
 import re
+import shutil
 import statistics
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -83,7 +90,7 @@ Size = Tuple[int, int]
 #: Swin-T as in mmdet's Mask R-CNN Swin-T config (the FLOPs peer of CrossFormer-S).
 SWIN_T_CONFIG = 'swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
 MODES = ('infer', 'train')
-VARIANTS = ('fast', 'ref', 'windowed', 'swin', 'bf16', 'compiled')
+VARIANTS = ('fast', 'ref', 'windowed', 'swin', 'bf16', 'compiled', 'onnxruntime')
 FP32_VARIANTS = ('fast', 'ref', 'windowed', 'swin')
 MATMUL_SIZE = 4096
 GRAD_MODES = dict(train=(True, torch.enable_grad), no_grad=(False, torch.no_grad),
@@ -105,6 +112,8 @@ def parse_args() -> argparse.Namespace:
                         help="'auto': cuda when available")
     parser.add_argument('--no-compile', action='store_true',
                         help='skip the torch.compile row and checks (about a minute per size)')
+    parser.add_argument('--no-onnx', action='store_true',
+                        help='skip the ONNX Runtime row (an ONNX export per size)')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory measurements (fresh processes)')
     parser.add_argument('--out', help='write the results to this json file')
@@ -162,8 +171,12 @@ def build_crossformers(arch: str) -> Tuple[CrossFormer, CrossFormer]:
 class Variants:
     """The benchmarked models, and one step of each variant."""
 
-    def __init__(self, arch: str, device: str, compile_models: bool) -> None:
+    def __init__(self, arch: str, device: str, compile_models: bool, threads: int = 2,
+                 onnx_dir: Optional[str] = None) -> None:
         self.device = device
+        self.threads = threads
+        self.onnx_dir = onnx_dir  # None: no ONNX Runtime row
+        self.ort_sessions: Dict[Size, object] = {}
         self.iclr, self.windowed = (m.to(device) for m in build_crossformers(arch))
         self.swin = build_swin().to(device)
         self.bf16 = copy.deepcopy(self.iclr).to(torch.bfloat16)
@@ -178,7 +191,19 @@ class Variants:
 
     def names(self, mode: str) -> List[str]:
         return [name for name in VARIANTS
-                if not (name == 'compiled' and (self.compiled is None or mode != 'infer'))]
+                if not (name == 'compiled' and (self.compiled is None or mode != 'infer'))
+                and not (name == 'onnxruntime' and (self.onnx_dir is None or mode != 'infer'))]
+
+    def ort_session(self, size: Size):
+        """The ONNX Runtime session of the fast model exported at ``size`` (made once)."""
+        if size not in self.ort_sessions:
+            from crossformer_mm.deployment import export_onnx, ort_session
+            path = osp.join(self.onnx_dir, f'crossformer_{size[0]}x{size[1]}.onnx')
+            model = select_path(copy.deepcopy(self.iclr).cpu().eval(), True)
+            with quiet_logger():
+                export_onnx(model, torch.randn(1, 3, *size), path, dynamic=False)
+            self.ort_sessions[size] = ort_session(path, self.threads)
+        return self.ort_sessions[size]
 
     def step(self, name: str, inputs: torch.Tensor, mode: str) -> Tuple[torch.Tensor, ...]:
         """One inference (no grad) or training (forward + backward) step of ``name``."""
@@ -188,6 +213,10 @@ class Variants:
             return run_step(select_path(self.iclr, True), inputs, mode, torch.bfloat16)
         if name == 'compiled':
             return run_step(self.compiled, inputs, mode)
+        if name == 'onnxruntime':
+            from crossformer_mm.deployment import run_ort
+            session = self.ort_session(tuple(inputs.shape[-2:]))
+            return tuple(torch.from_numpy(out) for out in run_ort(session, inputs))
         model = dict(fast=self.iclr, ref=self.iclr, windowed=self.windowed, swin=self.swin)[name]
         if name in ('fast', 'ref'):
             select_path(model, name == 'fast')
@@ -247,6 +276,9 @@ def accuracy(variants: Variants, inputs: torch.Tensor) -> dict:
     if variants.compiled is not None:
         result['compiled_relative_error'] = relative_error(
             variants.step('compiled', inputs, 'infer'), fast)
+    if variants.onnx_dir is not None:
+        result['onnxruntime_relative_error'] = relative_error(
+            variants.step('onnxruntime', inputs, 'infer'), fast)
     return result
 
 
@@ -343,8 +375,9 @@ def peak_memories(args, variants: Variants, logger) -> Dict[Tuple, Optional[floa
 
 LABELS = dict(fast='{arch} iclr fast',
               ref='{arch} iclr reference', windowed='{arch} windowed fast',
-              swin='Swin-T (mmdet)', bf16='{arch} iclr bf16', compiled='{arch} iclr compiled')
-FLOPS_OF = dict(fast='iclr', ref='iclr', bf16='iclr', compiled='iclr',
+              swin='Swin-T (mmdet)', bf16='{arch} iclr bf16', compiled='{arch} iclr compiled',
+              onnxruntime='{arch} iclr ONNX Runtime (CPU EP)')
+FLOPS_OF = dict(fast='iclr', ref='iclr', bf16='iclr', compiled='iclr', onnxruntime='iclr',
                 windowed='windowed', swin='swin')
 
 
@@ -402,10 +435,15 @@ def check_targets(results: dict) -> List[dict]:
                 ratio(size, 'train', 'swin', 'windowed'), '>=', 1.0)
             add('800x1216 infer compiled / eager speed-up',
                 ratio(size, 'infer', 'fast', 'compiled'), '>=', 1.0)
+            add('800x1216 infer ONNX Runtime / eager speed-up',
+                ratio(size, 'infer', 'fast', 'onnxruntime'), '>=', 1.2)
             add('800x1216 infer bf16 max per-stage error / max|fp32|',
                 max(checked['bf16_infer_relative_error']), '<=', 2e-2)
             add('800x1216 train bf16 finite (1 = yes)', float(checked['bf16_train_finite']),
                 '>=', 1)
+        if 'onnxruntime_relative_error' in checked:
+            add(f'{tag} ONNX Runtime max per-stage error / max|fast|',
+                max(checked['onnxruntime_relative_error']), '<=', 1e-4)
         if 'compiled_frames' in checked:
             add(f'{tag} compiled frames (1 = no recompile)', checked['compiled_frames'], '<=', 1)
     for mode, count in results.get('graph_breaks', {}).items():
@@ -448,7 +486,12 @@ def main() -> None:
     logger.info(f'torch {torch.__version__}, device {args.device}, threads {args.threads}, '
                 f'batch {args.batch}, load average {load_before[0]:.2f}')
     torch.manual_seed(0)
-    variants = Variants(args.arch, args.device, compile_models=not args.no_compile)
+    onnx_dir = None
+    if not args.no_onnx:
+        onnx_dir = tempfile.mkdtemp(prefix='benchmark_onnx_')
+        logger.info(f'ONNX Runtime row: one ONNX export per size into {onnx_dir}')
+    variants = Variants(args.arch, args.device, compile_models=not args.no_compile,
+                        threads=args.threads, onnx_dir=onnx_dir)
 
     logger.info('GFLOPs (mmengine, CrossFormer on its reference path)')
     gflops = {}
@@ -498,6 +541,8 @@ def main() -> None:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=2)
         logger.info(f'results written to {args.out}')
+    if onnx_dir is not None:
+        shutil.rmtree(onnx_dir, ignore_errors=True)
 
 
 if __name__ == '__main__':

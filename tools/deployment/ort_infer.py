@@ -16,6 +16,7 @@ import argparse
 import mmcv
 import numpy as np
 import torch
+from mmengine.config import DictAction
 
 from crossformer_mm.deployment import (
     build_model,
@@ -39,12 +40,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--check', action='store_true',
                         help='run PyTorch too: compare raw outputs and post-processed results')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides, as given to export_onnx.py')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    model = build_model(args.config, args.checkpoint)
+    model = build_model(args.config, args.checkpoint, args.cfg_options)
     inputs, _ = preprocess(model, mmcv.imread(args.image), args.shape)
     outputs = [torch.from_numpy(o) for o in run_ort(ort_session(args.onnx, args.threads), inputs)]
     result = postprocess(model, outputs, inputs)
