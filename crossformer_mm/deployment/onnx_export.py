@@ -111,7 +111,7 @@ def export_onnx(
         raise ValueError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
     if dynamic and min(example.shape[-2:]) < min_size:
         raise ValueError(
-            f'the example input {tuple(example.shape[-2:])} is below the dynamic graph\'s '
+            f"the example input {tuple(example.shape[-2:])} is below the dynamic graph's "
             f'minimum side {min_size}: trace with a larger example'
         )
     model = model.eval()
@@ -163,7 +163,9 @@ def non_standard_ops(path: str) -> List[str]:
     import onnx
 
     graph = onnx.load(path, load_external_data=False).graph
-    return sorted({f'{n.domain}::{n.op_type}' for n in graph.node if n.domain not in ('', 'ai.onnx')})
+    return sorted(
+        {f'{n.domain}::{n.op_type}' for n in graph.node if n.domain not in ('', 'ai.onnx')}
+    )
 
 
 def ort_session(path: str, threads: Optional[int] = None, optimize: bool = True):
@@ -195,7 +197,7 @@ def relative_errors(outputs: Sequence[np.ndarray], references: Sequence[Tensor])
     for out, ref in zip(outputs, references):
         ref = ref.detach().float().cpu().numpy()
         if out.shape != ref.shape:
-            raise ValueError(f'output shape {out.shape} differs from PyTorch\'s {ref.shape}')
+            raise ValueError(f"output shape {out.shape} differs from PyTorch's {ref.shape}")
         errors.append(float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12)))
     return errors
 
@@ -266,14 +268,18 @@ class Result:
     @property
     def summary(self) -> str:
         if self.kind == 'class':
-            return f"class {int(self.arrays['label'])} (logit {float(self.arrays['logit']):.4f})"
+            return f'class {int(self.arrays["label"])} (logit {float(self.arrays["logit"]):.4f})'
         if self.kind == 'label_map':
             labels, counts = np.unique(self.arrays['label_map'], return_counts=True)
-            return f'label map {self.arrays["label_map"].shape}, labels {dict(zip(labels.tolist(), counts.tolist()))}'
+            label_map = self.arrays['label_map']
+            counts = dict(zip(labels.tolist(), counts.tolist()))
+            return f'label map {label_map.shape}, pixels per label {counts}'
         if self.kind == 'boxes':
-            return (f"{len(self.arrays['bboxes'])} boxes; first: "
-                    f"{self.arrays['bboxes'][:3].round(2).tolist()} "
-                    f"labels {self.arrays['labels'][:3].tolist()}")
+            return (
+                f'{len(self.arrays["bboxes"])} boxes; first: '
+                f'{self.arrays["bboxes"][:3].round(2).tolist()} '
+                f'labels {self.arrays["labels"][:3].tolist()}'
+            )
         return 'raw outputs ' + ', '.join(str(a.shape) for a in self.arrays.values())
 
     def equals(self, other: 'Result', box_tolerance: float = 1e-2) -> bool:
@@ -307,21 +313,36 @@ def postprocess(model: nn.Module, outputs: Sequence[Tensor], inputs: Tensor) -> 
     name = type(model).__name__
     if name == 'ImageClassifier':
         logits = outputs[0][0]
-        return Result('class', dict(label=np.array(int(logits.argmax())),
-                                    logit=logits.max().numpy()))
+        return Result(
+            'class', dict(label=np.array(int(logits.argmax())), logit=logits.max().numpy())
+        )
     if name == 'EncoderDecoder':
-        logits = F.interpolate(outputs[0], size=inputs.shape[-2:], mode='bilinear',
-                               align_corners=model.align_corners)
+        logits = F.interpolate(
+            outputs[0], size=inputs.shape[-2:], mode='bilinear', align_corners=model.align_corners
+        )
         return Result('label_map', dict(label_map=logits[0].argmax(0).numpy()))
     head = getattr(model, 'bbox_head', None)
     if head is not None and hasattr(head, 'predict_by_feat'):
         levels = len(outputs) // 2
-        meta = dict(img_shape=tuple(inputs.shape[-2:]), pad_shape=tuple(inputs.shape[-2:]),
-                    ori_shape=tuple(inputs.shape[-2:]), scale_factor=(1.0, 1.0))
+        meta = dict(
+            img_shape=tuple(inputs.shape[-2:]),
+            pad_shape=tuple(inputs.shape[-2:]),
+            ori_shape=tuple(inputs.shape[-2:]),
+            scale_factor=(1.0, 1.0),
+        )
         with torch.no_grad():
-            instances = head.predict_by_feat(list(outputs[:levels]), list(outputs[levels:]),
-                                             batch_img_metas=[meta], rescale=False)[0]
-        return Result('boxes', dict(bboxes=instances.bboxes.numpy(),
-                                    scores=instances.scores.numpy(),
-                                    labels=instances.labels.numpy()))
+            instances = head.predict_by_feat(
+                list(outputs[:levels]),
+                list(outputs[levels:]),
+                batch_img_metas=[meta],
+                rescale=False,
+            )[0]
+        return Result(
+            'boxes',
+            dict(
+                bboxes=instances.bboxes.numpy(),
+                scores=instances.scores.numpy(),
+                labels=instances.labels.numpy(),
+            ),
+        )
     return Result('raw', {f'output{i}': o.numpy() for i, o in enumerate(outputs)})

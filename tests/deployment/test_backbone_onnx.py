@@ -21,7 +21,7 @@ from crossformer_mm.deployment import (
 from crossformer_mm.models.backbones import CrossFormer
 from crossformer_mm.models.backbones.crossformer import ARCH_SETTINGS
 from crossformer_mm.models.layers import LSDA
-from crossformer_mm.models.layers.lsda import ceil_div, group_layout
+from crossformer_mm.models.layers.lsda import ceil_div
 
 pytest.importorskip('onnxruntime', reason='pip install onnx onnxruntime onnxscript')
 
@@ -63,8 +63,9 @@ def test_min_dynamic_size_of_released_archs():
     for arch, settings in ARCH_SETTINGS.items():
         assert small_map_limit(settings['group_size']) == 256, arch  # 32 * (7 + 1)
     assert min_dynamic_size(toy_backbone('iclr')) == 256
-    three_stages = CrossFormer(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=1),
-                               out_indices=(0, 1, 2))
+    three_stages = CrossFormer(
+        arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=1), out_indices=(0, 1, 2)
+    )
     assert min_dynamic_size(three_stages) == 128  # the last stage does not run
 
 

@@ -359,7 +359,7 @@ def peak_memories(args, variants: Variants, logger) -> Dict[Tuple, Optional[floa
         for name, size, mode in tasks:
             inputs = torch.randn(args.batch, 3, *size, device='cuda')
             memories[(name, size, mode)] = measure_cuda_memory(
-                lambda: variants.step(name, inputs, mode))
+                lambda name=name, inputs=inputs, mode=mode: variants.step(name, inputs, mode))
             progress.update()
     else:  # one fresh interpreter per step (max_tasks_per_child=1)
         with ProcessPoolExecutor(1, mp_context=get_context('spawn'),
@@ -403,7 +403,6 @@ def summarise(args, timings, memories, gflops) -> List[dict]:
 def check_targets(results: dict) -> List[dict]:
     """The CPU targets, from the rows, the matmul rates and the checks."""
     rows = {(tuple(r['size']), r['mode'], r['variant']): r for r in results['rows']}
-    matmul = results['matmul_gmacs']['fp32']
     checks = []
 
     def add(name: str, value: Optional[float], op: str, target: float) -> None:
@@ -469,7 +468,8 @@ def format_report(results: dict) -> str:
     lines.append('matmul 4096^3 on the same threads: ' + ', '.join(
         f'{name} {rate:.1f} G multiply-adds/s' for name, rate in results['matmul_gmacs'].items()))
     for size, checked in results['checks'].items():
-        lines.append(f'{size}: ' + ', '.join(f'{key} {_short(value)}' for key, value in checked.items()))
+        lines.append(f'{size}: ' + ', '.join(
+            f'{key} {_short(value)}' for key, value in checked.items()))
     if results.get('graph_breaks'):
         lines.append(f"graph breaks: {results['graph_breaks']}")
     for check in results['targets']:

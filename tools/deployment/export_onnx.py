@@ -35,14 +35,26 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint', help="a checkpoint file, or 'none' (random weights)")
-    parser.add_argument('--shape', nargs=2, type=int, default=[800, 1216], metavar=('H', 'W'),
-                        help='input height and width to export at')
-    parser.add_argument('--dynamic', action='store_true',
-                        help='dynamic batch / height / width (from the small-map limit up)')
+    parser.add_argument(
+        '--shape',
+        nargs=2,
+        type=int,
+        default=[800, 1216],
+        metavar=('H', 'W'),
+        help='input height and width to export at',
+    )
+    parser.add_argument(
+        '--dynamic',
+        action='store_true',
+        help='dynamic batch / height / width (from the small-map limit up)',
+    )
     parser.add_argument('--exporter', default='dynamo', choices=['dynamo', 'torchscript'])
     parser.add_argument('--out', default='model.onnx')
-    parser.add_argument('--check', action='store_true',
-                        help='run the file in ONNX Runtime against PyTorch at the export size')
+    parser.add_argument(
+        '--check',
+        action='store_true',
+        help='run the file in ONNX Runtime against PyTorch at the export size',
+    )
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -55,16 +67,21 @@ def main() -> None:
     min_size = min_dynamic_size(backbone) if backbone is not None else 32
     wrapped = TensorOutputs(model).eval()
     inputs = torch.randn(1, 3, *args.shape)
-    names = export_onnx(wrapped, inputs, args.out, dynamic=args.dynamic,
-                        exporter=args.exporter, min_size=min_size)
+    names = export_onnx(
+        wrapped, inputs, args.out, dynamic=args.dynamic, exporter=args.exporter, min_size=min_size
+    )
     extra = non_standard_ops(args.out)
-    print(f'exported {args.out}: {len(names)} outputs, dynamic={args.dynamic}'
-          + (f' (height / width >= {min_size})' if args.dynamic else '')
-          + (f'; non-standard operators: {extra}' if extra else '; standard operators only'))
+    print(
+        f'exported {args.out}: {len(names)} outputs, dynamic={args.dynamic}'
+        + (f' (height / width >= {min_size})' if args.dynamic else '')
+        + (f'; non-standard operators: {extra}' if extra else '; standard operators only')
+    )
     if args.check:
         errors = compare(ort_session(args.out), wrapped, inputs)['relative_error']
-        print(f'ONNX Runtime vs PyTorch at {args.shape[0]}x{args.shape[1]}: max relative error '
-              f'{max(errors):.2e} over {len(errors)} outputs')
+        print(
+            f'ONNX Runtime vs PyTorch at {args.shape[0]}x{args.shape[1]}: max relative error '
+            f'{max(errors):.2e} over {len(errors)} outputs'
+        )
 
 
 if __name__ == '__main__':

@@ -35,13 +35,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('onnx')
     parser.add_argument('image')
     parser.add_argument('--checkpoint', help='the weights of the PyTorch model (for --check)')
-    parser.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
-                        help='resize the image to H x W first (a static export needs its size)')
+    parser.add_argument(
+        '--shape',
+        nargs=2,
+        type=int,
+        metavar=('H', 'W'),
+        help='resize the image to H x W first (a static export needs its size)',
+    )
     parser.add_argument('--threads', type=int, default=None)
-    parser.add_argument('--check', action='store_true',
-                        help='run PyTorch too: compare raw outputs and post-processed results')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='config overrides, as given to export_onnx.py')
+    parser.add_argument(
+        '--check',
+        action='store_true',
+        help='run PyTorch too: compare raw outputs and post-processed results',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='config overrides, as given to export_onnx.py',
+    )
     return parser.parse_args()
 
 
@@ -56,11 +68,14 @@ def main() -> None:
         with torch.no_grad():
             references = flatten_outputs(model(inputs, mode='tensor'))
         expected = postprocess(model, references, inputs)
-        errors = compare(ort_session(args.onnx, args.threads),
-                         lambda x: model(x, mode='tensor'), inputs)['relative_error']
+        errors = compare(
+            ort_session(args.onnx, args.threads), lambda x: model(x, mode='tensor'), inputs
+        )['relative_error']
         print(f'PyTorch:      {expected.summary}')
-        print(f'raw outputs: max relative error {max(errors):.2e}; post-processed results '
-              f"{'equal' if result.equals(expected) else 'DIFFER'}")
+        print(
+            f'raw outputs: max relative error {max(errors):.2e}; post-processed results '
+            f'{"equal" if result.equals(expected) else "DIFFER"}'
+        )
         if not result.equals(expected):
             raise SystemExit(1)
 

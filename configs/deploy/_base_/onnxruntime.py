@@ -11,5 +11,6 @@ onnx_config = dict(
     save_file='end2end.onnx',
     input_names=['input'],
     input_shape=None,
-    optimize=True)
+    optimize=True,
+)
 backend_config = dict(type='onnxruntime')
