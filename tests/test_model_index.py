@@ -23,12 +23,17 @@ TASKS = {'Image Classification', 'Object Detection', 'Instance Segmentation',
          'Semantic Segmentation', 'Body 2D Keypoint'}
 
 
+#: configs/ folders without model configs of their own: bases, the toy demo, mmdeploy's
+#: deployment configs (backend settings for a model config).
+NOT_MODELS = ('_base_', 'demo', 'deploy')
+
+
 def config_files() -> set:
-    """Every config of configs/ but the bases and the demo, relative to the repository."""
+    """Every model config of configs/, relative to the repository."""
     found = set()
     for path in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True):
         rel = osp.relpath(path, REPO_ROOT)
-        if rel.split(osp.sep)[1] not in ('_base_', 'demo'):
+        if rel.split(osp.sep)[1] not in NOT_MODELS:
             found.add(rel)
     return found
 

@@ -112,6 +112,7 @@ def toy_config(recipe: str, args: argparse.Namespace) -> Config:
         _det_data(cfg, root, TOY_IMAGE / 800)  # COCO's short side 800 -> the toy side
         model.neck.in_channels = WIDTHS
         model.num_queries = args.queries
+        model.test_cfg.max_per_img = args.queries  # top-k over queries x classes
     elif recipe == 'mask2former-coco':
         if not osp.isfile(osp.join(root, 'annotations', 'instances_val.json')):
             make_toy_coco(root, args.num_train, args.num_val, TOY_IMAGE, args.seed)
