@@ -36,7 +36,11 @@ TOOLBOXES = ('mmdet', 'mmseg', 'mmpose')
 #: Language-grounded detectors: they need a text encoder (BERT weights from the network).
 GROUNDING_FOLDERS = ('glip', 'grounding_dino', 'mm_grounding_dino')
 #: Other configs left out, with the reason.
-EXCLUDED: Dict[str, str] = {}
+EXCLUDED: Dict[str, str] = {
+    'mmdet/v3det/fcos_swinb_fpn_8x4_sample1e-3_mstrain_v3det_2x':
+        "the stock config does not build in mmdet 3.3.0, with Swin either: it gives FPN "
+        "`force_grad_on_level`, an argument no mmdet module has",
+}
 #: Image side (mmdet / mmseg); mmpose keeps its 4:3 top-down aspect (H x W, multiples of 32
 #: as 256 x 192).
 IMAGE_SIZE = 64
@@ -123,10 +127,11 @@ def crossformer_for(swin: dict) -> dict:
     assert swin['type'] in ('SwinTransformer', 'mmdet.SwinTransformer', 'mmseg.SwinTransformer',
                             'mmpose.SwinTransformer', 'mmpretrain.SwinTransformer'), swin
     width = swin.get('embed_dims', 96)
+    stages = len(swin.get('depths', (2, 2, 6, 2)))  # RTMDet-P6's Swin has 5
     backbone = dict(
         type='CrossFormer',
-        arch=dict(embed_dims=width, depths=(1, 1, 1, 1),
-                  num_heads=tuple(width * 2**i // 32 for i in range(4))),
+        arch=dict(embed_dims=width, depths=(1, ) * stages,
+                  num_heads=tuple(width * 2**i // 32 for i in range(stages))),
         out_indices=tuple(swin.get('out_indices', (0, 1, 2, 3))),
         drop_path_rate=0.,
         init_cfg=None)
@@ -169,6 +174,8 @@ def build_swapped(path: str, tmp_path) -> Tuple[torch.nn.Module, str, dict]:
     image = POSE_IMAGE if toolbox == 'mmpose' else (IMAGE_SIZE, IMAGE_SIZE)
     swin = cfg.model.backbone
     cfg.model.backbone = crossformer_for(swin)
+    if len(cfg.model.backbone.arch.depths) > 4:  # a 2x2 map in stage 5 (1x1 holds no position)
+        image = (2 * IMAGE_SIZE, 2 * IMAGE_SIZE)
     _shrink(cfg, toolbox, image)
     if cfg.model.get('pretrained'):  # mmseg hands it to the backbone (K-Net)
         source = MODELS.build(dict(cfg.model.backbone))
@@ -233,14 +240,14 @@ def make_batch(model: torch.nn.Module, toolbox: str, image: Tuple[int, int],
 
 
 # the test ---------------------------------------------------------------------------------
+TESTED = [(config_id, path) for config_id, path in CONFIGS if config_id not in EXCLUDED]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('path', [path for _, path in CONFIGS],
-                         ids=[config_id for config_id, _ in CONFIGS])
-def test_crossformer_replaces_swin(path, tmp_path, request, record_property):
-    config_id = request.node.callspec.id
+@pytest.mark.parametrize('path', [path for _, path in TESTED],
+                         ids=[config_id for config_id, _ in TESTED])
+def test_crossformer_replaces_swin(path, tmp_path, record_property):
     start = time.process_time()
-    if config_id in EXCLUDED:
-        pytest.fail(f'{config_id} is excluded ({EXCLUDED[config_id]}) and must not be collected')
     model, toolbox, backbone = build_swapped(path, tmp_path)
     assert type(model.backbone).__name__ == 'CrossFormer'
     batch = make_batch(model, toolbox, backbone['image'], backbone.get('in_channels', 3))
