@@ -21,8 +21,10 @@ setup(
     packages=find_packages(exclude=('tests', 'configs', 'tools')),
     include_package_data=True,
     # tools/ and configs/ ship as crossformer_mm/.mim/{tools,configs} (symlinks
-    # in the repository, real files in wheels/sdists), where `mim` finds them.
-    package_data={'crossformer_mm': ['.mim/configs/**/*.py', '.mim/tools/**/*.py',
+    # in the repository, real files in wheels/sdists), where `mim` finds them, with the
+    # model index that `mim search crossformer_mm` reads.
+    package_data={'crossformer_mm': ['.mim/configs/**/*.py', '.mim/configs/*/metafile.yml',
+                                     '.mim/model-index.yml', '.mim/tools/**/*.py',
                                      '.mim/tools/*.sh']},
     python_requires='>=3.10',
     # Compatible ranges; the versions tested together are pinned in requirements/
