@@ -104,6 +104,7 @@ step "onedl-mim without opendatalab"
 step "test tools"
 "${PIP[@]}" pytest scikit-learn  # scikit-learn: the digits of the classification learning check
 "${PIP[@]}" yacs  # tests/utils/test_safe_load.py: released CrossFormer files pickle a yacs CfgNode
+"${PIP[@]}" onnx onnxruntime onnxscript  # tests/deployment, tools/deployment: ONNX export, ONNX Runtime
 
 step "crossformer_mm (editable)"
 "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
