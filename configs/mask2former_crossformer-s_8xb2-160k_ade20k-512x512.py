@@ -5,7 +5,7 @@
 # norms and its dynamic position bias, as Swin's norms and bias table).
 # No published CrossFormer result.
 _base_ = [
-    'mmseg::mask2former/mask2former_swin-t_8xb2-160k_ade20k-512x512.py',
+    './_base_/mmseg/mask2former/mask2former_swin-t_8xb2-160k_ade20k-512x512.py',
     './_base_/crossformer_backbone.py',
     './_base_/crossformer_paramwise.py',
 ]

@@ -73,7 +73,7 @@ def test_make_toy_coco_annotations_match_masks(toy_root):
         mask = coco.annToMask(ann)
         ys, xs = np.nonzero(mask)
         assert ann['area'] == mask.sum() > 0
-        assert ann['bbox'] == [xs.min(), ys.min(), xs.ptp() + 1, ys.ptp() + 1]
+        assert ann['bbox'] == [xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1]
 
 
 def test_resume_continues_training(trained, tmp_path, demo_options):
