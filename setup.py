@@ -23,9 +23,15 @@ setup(
     # tools/ and configs/ ship as crossformer_mm/.mim/{tools,configs} (symlinks
     # in the repository, real files in wheels/sdists), where `mim` finds them, with the
     # model index that `mim search crossformer_mm` reads.
-    package_data={'crossformer_mm': ['.mim/configs/**/*.py', '.mim/configs/*/metafile.yml',
-                                     '.mim/model-index.yml', '.mim/tools/**/*.py',
-                                     '.mim/tools/*.sh']},
+    package_data={
+        'crossformer_mm': [
+            '.mim/configs/**/*.py',
+            '.mim/configs/*/metafile.yml',
+            '.mim/model-index.yml',
+            '.mim/tools/**/*.py',
+            '.mim/tools/*.sh',
+        ]
+    },
     python_requires='>=3.10',
     # Compatible ranges; the versions tested together are pinned in requirements/
     # constraints.txt (frozen stack) and constraints-onedl.txt (maintained stack).
@@ -43,24 +49,39 @@ setup(
         # the original OpenMMLab packages (frozen stack: Python 3.11, numpy 1)
         'mm': ['mmengine>=0.10,<1', 'mmcv>=2.0,<3'],
         'det': ['mmengine>=0.10,<1', 'mmcv>=2.0,<3', 'mmdet>=3.0,<4', 'pycocotools'],
-        'seg': ['mmengine>=0.10,<1', 'mmcv>=2.0,<3', 'mmsegmentation>=1.0,<2', 'ftfy',
-                'regex'],
+        'seg': ['mmengine>=0.10,<1', 'mmcv>=2.0,<3', 'mmsegmentation>=1.0,<2', 'ftfy', 'regex'],
         # mmpose itself is installed with --no-deps (its chumpy dependency does
         # not build on Python >= 3.11 and is never imported): tools/install*.sh
-        'pose': ['mmengine>=0.10,<1', 'mmcv>=2.0,<3', 'munkres>=1.1', 'xtcocotools',
-                 'json_tricks'],
+        'pose': ['mmengine>=0.10,<1', 'mmcv>=2.0,<3', 'munkres>=1.1', 'xtcocotools', 'json_tricks'],
         'cls': ['mmengine>=0.10,<1', 'mmcv>=2.0,<3', 'mmpretrain>=1.0,<2'],
         # the OneDL forks (maintained stack: Python 3.12, numpy 2)
         'onedl-mm': ['onedl-mmengine>=0.10.8,<1', 'onedl-mmcv>=2.3,<3'],
-        'onedl-det': ['onedl-mmengine>=0.10.8,<1', 'onedl-mmcv>=2.3,<3',
-                      'onedl-mmdetection>=3.5,<4', 'pycocotools'],
-        'onedl-seg': ['onedl-mmengine>=0.10.8,<1', 'onedl-mmcv>=2.3,<3',
-                      'onedl-mmsegmentation>=1.4,<2', 'ftfy', 'regex'],
-        'onedl-pose': ['onedl-mmengine>=0.10.8,<1', 'onedl-mmcv>=2.3,<3', 'munkres>=1.1',
-                       'xtcocotools', 'json_tricks'],
+        'onedl-det': [
+            'onedl-mmengine>=0.10.8,<1',
+            'onedl-mmcv>=2.3,<3',
+            'onedl-mmdetection>=3.5,<4',
+            'pycocotools',
+        ],
+        'onedl-seg': [
+            'onedl-mmengine>=0.10.8,<1',
+            'onedl-mmcv>=2.3,<3',
+            'onedl-mmsegmentation>=1.4,<2',
+            'ftfy',
+            'regex',
+        ],
+        'onedl-pose': [
+            'onedl-mmengine>=0.10.8,<1',
+            'onedl-mmcv>=2.3,<3',
+            'munkres>=1.1',
+            'xtcocotools',
+            'json_tricks',
+        ],
         # onedl-mmpretrain 1.3 asserts mmcv < 2.4 at import
-        'onedl-cls': ['onedl-mmengine>=0.10.8,<1', 'onedl-mmcv>=2.3,<2.4',
-                      'onedl-mmpretrain>=1.3,<2'],
+        'onedl-cls': [
+            'onedl-mmengine>=0.10.8,<1',
+            'onedl-mmcv>=2.3,<2.4',
+            'onedl-mmpretrain>=1.3,<2',
+        ],
         'tests': ['pytest'],
     },
     zip_safe=False,

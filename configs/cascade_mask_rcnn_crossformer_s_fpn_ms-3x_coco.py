@@ -2,5 +2,6 @@
 _base_ = [
     './_base_/det_cascade_mask_rcnn_crossformer_fpn.py',
     './_base_/det_coco_instance_ms-crop.py',
-    './_base_/det_schedule_adamw_3x.py', 'mmdet::_base_/default_runtime.py'
+    './_base_/det_schedule_adamw_3x.py',
+    'mmdet::_base_/default_runtime.py',
 ]

@@ -5,7 +5,10 @@ _base_ = [
     'mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py',
     './_base_/crossformer_backbone.py',
 ]
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)  # registers CrossFormer
+custom_imports = dict(
+    imports=['crossformer_mm'], allow_failed_imports=False
+)  # registers CrossFormer
 model = dict(
     backbone={{_base_.crossformer_backbone}},  # CrossFormer-S, out_indices (0, 1, 2, 3)
-    neck=dict(in_channels=[96, 192, 384, 768]))
+    neck=dict(in_channels=[96, 192, 384, 768]),
+)

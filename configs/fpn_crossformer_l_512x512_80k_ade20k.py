@@ -7,5 +7,7 @@ model = dict(
         group_size=[14, 14, 7, 7],
         crs_interval=[16, 8, 2, 1],
         drop_path_rate=0.5,
-        init_cfg=dict(checkpoint='checkpoints/crossformer-l.pth')),
-    neck=dict(in_channels=[128, 256, 512, 1024]))
+        init_cfg=dict(checkpoint='checkpoints/crossformer-l.pth'),
+    ),
+    neck=dict(in_channels=[128, 256, 512, 1024]),
+)

@@ -4,5 +4,7 @@ model = dict(
     backbone=dict(
         arch='pp-small',
         drop_path_rate=0.2,
-        init_cfg=dict(checkpoint='checkpoints/crossformerpp-s.pth')),
-    neck=dict(in_channels=[64, 128, 256, 512]))
+        init_cfg=dict(checkpoint='checkpoints/crossformerpp-s.pth'),
+    ),
+    neck=dict(in_channels=[64, 128, 256, 512]),
+)

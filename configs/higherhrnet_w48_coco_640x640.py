@@ -5,7 +5,9 @@ _base_ = ['./_base_/pose_higherhrnet_w48_640.py', './_base_/pose_coco_bottomup.p
 model = dict(
     head=dict(
         num_keypoints={{_base_.num_keypoints}},
-        decoder=dict(decode_keypoint_order={{_base_.decode_keypoint_order}})))
+        decoder=dict(decode_keypoint_order={{_base_.decode_keypoint_order}}),
+    )
+)
 train_dataloader = dict(dataset=dict(pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(dataset=dict(pipeline={{_base_.val_pipeline}}))
 test_dataloader = dict(dataset=dict(pipeline={{_base_.val_pipeline}}))

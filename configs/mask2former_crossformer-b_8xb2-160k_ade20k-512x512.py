@@ -2,6 +2,6 @@
 _base_ = './mask2former_crossformer-s_8xb2-160k_ade20k-512x512.py'
 model = dict(
     backbone=dict(
-        arch='base',
-        drop_path_rate=0.3,
-        init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))
+        arch='base', drop_path_rate=0.3, init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')
+    )
+)

@@ -9,11 +9,16 @@ _base_ = [
     './_base_/crossformer_backbone.py',
     './_base_/crossformer_paramwise.py',
 ]
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)  # registers CrossFormer
+custom_imports = dict(
+    imports=['crossformer_mm'], allow_failed_imports=False
+)  # registers CrossFormer
 model = dict(
     pretrained=None,  # mmseg hands a model-level `pretrained` to the backbone
     backbone={{_base_.crossformer_backbone}},  # CrossFormer-S, out_indices (0, 1, 2, 3)
-    decode_head=dict(in_channels=[96, 192, 384, 768]))
+    decode_head=dict(in_channels=[96, 192, 384, 768]),
+)
 optim_wrapper = dict(
     paramwise_cfg=dict(
-        custom_keys={{_base_.crossformer_mask2former_custom_keys}}, norm_decay_mult=0.0))
+        custom_keys={{_base_.crossformer_mask2former_custom_keys}}, norm_decay_mult=0.0
+    )
+)

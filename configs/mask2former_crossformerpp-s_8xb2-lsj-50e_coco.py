@@ -1,8 +1,11 @@
-# Mask2Former instance segmentation, CrossFormer++-S, LSJ 50 epochs (no published CrossFormer result).
+# Mask2Former instance segmentation, CrossFormer++-S, LSJ 50 epochs
+# (no published CrossFormer result).
 _base_ = './mask2former_crossformer-s_8xb2-lsj-50e_coco.py'
 model = dict(
     backbone=dict(
         arch='pp-small',  # windowed LDA + ACL; G, I as for detection
         drop_path_rate=0.2,
-        init_cfg=dict(checkpoint='checkpoints/crossformerpp-s.pth')),
-    panoptic_head=dict(in_channels=[64, 128, 256, 512]))
+        init_cfg=dict(checkpoint='checkpoints/crossformerpp-s.pth'),
+    ),
+    panoptic_head=dict(in_channels=[64, 128, 256, 512]),
+)

@@ -2,5 +2,6 @@
 _base_ = [
     './_base_/det_mask_rcnn_crossformer_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
-    './_base_/det_schedule_adamw_1x.py', 'mmdet::_base_/default_runtime.py'
+    './_base_/det_schedule_adamw_1x.py',
+    'mmdet::_base_/default_runtime.py',
 ]

@@ -2,10 +2,13 @@
 _base_ = [
     './_base_/det_mask_rcnn_crossformer_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
-    './_base_/det_schedule_adamw_1x.py', 'mmdet::_base_/default_runtime.py'
+    './_base_/det_schedule_adamw_1x.py',
+    'mmdet::_base_/default_runtime.py',
 ]
 model = dict(
     backbone=dict(
         arch='pp-base',  # windowed LDA + ACL; G, I as for detection
         drop_path_rate=0.3,
-        init_cfg=dict(checkpoint='checkpoints/crossformerpp-b.pth')))
+        init_cfg=dict(checkpoint='checkpoints/crossformerpp-b.pth'),
+    )
+)

@@ -2,6 +2,6 @@
 _base_ = './td-hm_crossformer-s_8xb32-210e_coco-256x192.py'
 model = dict(
     backbone=dict(
-        arch='base',
-        drop_path_rate=0.3,
-        init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))
+        arch='base', drop_path_rate=0.3, init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')
+    )
+)

@@ -4,5 +4,7 @@ model = dict(
     backbone=dict(
         arch='pp-small',  # windowed LDA + ACL; G, I as for dense prediction
         drop_path_rate=0.2,
-        init_cfg=dict(checkpoint='checkpoints/crossformerpp-s.pth')),
-    head=dict(in_channels=512))
+        init_cfg=dict(checkpoint='checkpoints/crossformerpp-s.pth'),
+    ),
+    head=dict(in_channels=512),
+)

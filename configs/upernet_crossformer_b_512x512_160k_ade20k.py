@@ -2,6 +2,6 @@
 _base_ = './_base_/seg_upernet_crossformer_160k_ade20k.py'
 model = dict(
     backbone=dict(
-        arch='base',
-        drop_path_rate=0.3,
-        init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))
+        arch='base', drop_path_rate=0.3, init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')
+    )
+)

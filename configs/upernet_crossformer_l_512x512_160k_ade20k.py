@@ -2,8 +2,8 @@
 _base_ = './_base_/seg_upernet_crossformer_160k_ade20k.py'
 model = dict(
     backbone=dict(
-        arch='large',
-        drop_path_rate=0.5,
-        init_cfg=dict(checkpoint='checkpoints/crossformer-l.pth')),
+        arch='large', drop_path_rate=0.5, init_cfg=dict(checkpoint='checkpoints/crossformer-l.pth')
+    ),
     decode_head=dict(in_channels=[128, 256, 512, 1024]),
-    auxiliary_head=dict(in_channels=512))
+    auxiliary_head=dict(in_channels=512),
+)

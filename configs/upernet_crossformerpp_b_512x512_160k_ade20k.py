@@ -4,4 +4,6 @@ model = dict(
     backbone=dict(
         arch='pp-base',
         drop_path_rate=0.3,
-        init_cfg=dict(checkpoint='checkpoints/crossformerpp-b.pth')))
+        init_cfg=dict(checkpoint='checkpoints/crossformerpp-b.pth'),
+    )
+)

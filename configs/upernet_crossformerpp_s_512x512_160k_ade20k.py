@@ -4,6 +4,8 @@ model = dict(
     backbone=dict(
         arch='pp-small',
         drop_path_rate=0.2,
-        init_cfg=dict(checkpoint='checkpoints/crossformerpp-s.pth')),
+        init_cfg=dict(checkpoint='checkpoints/crossformerpp-s.pth'),
+    ),
     decode_head=dict(in_channels=[64, 128, 256, 512]),
-    auxiliary_head=dict(in_channels=256))
+    auxiliary_head=dict(in_channels=256),
+)

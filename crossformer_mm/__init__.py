@@ -11,6 +11,7 @@ parts live in their own packages, imported by the configs that use them:
 The stack's compatibility patches (:mod:`crossformer_mm.compat`) are applied
 here only where their cause exists (old mmengine under new torch, no accelerator).
 """
+
 from . import models  # noqa: F401  (importing registers the modules)
 from .compat import apply_patches
 from .version import __version__

@@ -26,6 +26,7 @@ On a CUDA machine whose mmengine loaders load safely none of them runs (no
 released mmengine does: its URL loader is ``torch.hub``'s, ``weights_only=False``).
 ``tests/test_compat.py`` shows the stock stack failing without each.
 """
+
 import contextlib
 import functools
 import logging
@@ -47,8 +48,9 @@ def _applied(name: str, reason: str) -> bool:
     if name in APPLIED:
         return False
     APPLIED[name] = reason
-    print_log(f'[crossformer_mm] compat patch {name}: {reason}', logger='current',
-              level=logging.INFO)
+    print_log(
+        f'[crossformer_mm] compat patch {name}: {reason}', logger='current', level=logging.INFO
+    )
     return True
 
 
@@ -91,8 +93,8 @@ def _stock_loaders() -> Dict[str, Callable]:
     if not _STOCK_LOADERS:
         from mmengine.runner import CheckpointLoader
         from mmengine.runner import checkpoint as mmengine_checkpoint
-        _STOCK_LOADERS.update(local=CheckpointLoader._schemes[''],
-                              url=mmengine_checkpoint.load_url)
+
+        _STOCK_LOADERS.update(local=CheckpointLoader._schemes[''], url=mmengine_checkpoint.load_url)
     return _STOCK_LOADERS
 
 
@@ -136,17 +138,21 @@ def stock_checkpoint_loading() -> Dict[str, str]:
     loaders = _stock_loaders()
     buffer = HistoryBuffer()
     buffer.update(1.0)
-    runner_file = dict(state_dict={'w': torch.zeros(1)},
-                       message_hub=dict(log_scalars={'loss': buffer}),
-                       meta=dict(eta=np.float64(1.0), seed=np.int64(0)))
+    runner_file = dict(
+        state_dict={'w': torch.zeros(1)},
+        message_hub=dict(log_scalars={'loss': buffer}),
+        meta=dict(eta=np.float64(1.0), seed=np.int64(0)),
+    )
 
     def has_probe(checkpoint: object) -> bool:
-        return isinstance(checkpoint, dict) and isinstance(checkpoint.get('probe'),
-                                                           _UnpicklingProbe)
+        return isinstance(checkpoint, dict) and isinstance(
+            checkpoint.get('probe'), _UnpicklingProbe
+        )
 
     def is_runner_file(checkpoint: object) -> bool:
-        return (isinstance(checkpoint, dict)
-                and isinstance(checkpoint['message_hub']['log_scalars']['loss'], HistoryBuffer))
+        return isinstance(checkpoint, dict) and isinstance(
+            checkpoint['message_hub']['log_scalars']['loss'], HistoryBuffer
+        )
 
     outcome = {}
     # (mmengine's fallback prints a warning to stdout for every file it retries)
@@ -160,16 +166,22 @@ def stock_checkpoint_loading() -> Dict[str, str]:
             torch.save(runner_file, runner_path)
         except OSError as error:  # no writable temporary folder: assume the worst
             failed = f'failed: no probe files ({error})'
-            return dict(local_any_global=failed, local_runner_file=failed,
-                        url_any_global=failed)
+            return dict(local_any_global=failed, local_runner_file=failed, url_any_global=failed)
         outcome['local_any_global'] = _outcome(
-            lambda: loaders['local'](probe_file, map_location='cpu'), has_probe)
+            lambda: loaders['local'](probe_file, map_location='cpu'), has_probe
+        )
         outcome['local_runner_file'] = _outcome(
-            lambda: loaders['local'](runner_path, map_location='cpu'), is_runner_file)
+            lambda: loaders['local'](runner_path, map_location='cpu'), is_runner_file
+        )
         outcome['url_any_global'] = _outcome(
-            lambda: loaders['url'](pathlib.Path(probe_file).as_uri(),
-                                   model_dir=osp.join(tmp, 'hub'), map_location='cpu',
-                                   progress=False), has_probe)
+            lambda: loaders['url'](
+                pathlib.Path(probe_file).as_uri(),
+                model_dir=osp.join(tmp, 'hub'),
+                map_location='cpu',
+                progress=False,
+            ),
+            has_probe,
+        )
         tmp_dir.cleanup()
     return outcome
 
@@ -201,6 +213,7 @@ def safe_checkpoint_loading() -> None:
     from mmengine.runner import checkpoint as mmengine_checkpoint
 
     from .utils.safe_load import load_from_local, load_url
+
     if CheckpointLoader._schemes.get('') is load_from_local:
         return
     failing = mmengine_loads_weights_only_unaware()
@@ -209,16 +222,19 @@ def safe_checkpoint_loading() -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
     mmengine_checkpoint.load_url = load_url
     outcome = stock_checkpoint_loading()
-    found = [f'unpickles arbitrary globals from {source} ({outcome[key]}; a pickle payload '
-             'would run)' for key, source in (('local_any_global', 'files'),
-                                                ('url_any_global', 'URLs'))
-             if outcome[key] != 'refused']
+    found = [
+        f'unpickles arbitrary globals from {source} ({outcome[key]}; a pickle payload would run)'
+        for key, source in (('local_any_global', 'files'), ('url_any_global', 'URLs'))
+        if outcome[key] != 'refused'
+    ]
     if failing:
-        found.append(f"cannot read its own runner files ({outcome['local_runner_file']})")
-    _applied('safe_checkpoint_loading',
-             f'mmengine {mmengine.__version__} with torch {torch.__version__} '
-             f'{" and ".join(found)}: checkpoints (files and URLs) load through the safe '
-             'allow-list loader')
+        found.append(f'cannot read its own runner files ({outcome["local_runner_file"]})')
+    _applied(
+        'safe_checkpoint_loading',
+        f'mmengine {mmengine.__version__} with torch {torch.__version__} '
+        f'{" and ".join(found)}: checkpoints (files and URLs) load through the safe '
+        'allow-list loader',
+    )
 
 
 # distributed runs without an accelerator ---------------------------------------
@@ -252,8 +268,11 @@ def dist_init_without_cuda() -> None:
     if not without_accelerator():
         return
     from mmengine.dist import utils as dist_utils
-    replaced = [_replace_once(dist_utils, name, _cpu_capable_init)
-                for name in ('_init_dist_pytorch', '_init_dist_slurm')]
+
+    replaced = [
+        _replace_once(dist_utils, name, _cpu_capable_init)
+        for name in ('_init_dist_pytorch', '_init_dist_slurm')
+    ]
     if any(replaced):
         _applied('dist_init_without_cuda', 'no accelerator: gloo backend, no cuda.set_device')
 
@@ -262,6 +281,7 @@ def _count_sync_bn(model: nn.Module) -> int:
     sync_bn_types = [nn.SyncBatchNorm]
     with contextlib.suppress(ImportError):
         from mmcv.ops import SyncBatchNorm as MMCVSyncBatchNorm
+
         sync_bn_types.append(MMCVSyncBatchNorm)
     return sum(isinstance(m, tuple(sync_bn_types)) for m in model.modules())
 
@@ -279,22 +299,28 @@ def ddp_without_cuda() -> None:
 
     def cpu_capable(wrap_model: Callable) -> Callable:
 
-        def cpu_wrap_model(self: Runner, model_wrapper_cfg: Optional[dict],
-                           model: nn.Module) -> nn.Module:
+        def cpu_wrap_model(
+            self: Runner, model_wrapper_cfg: Optional[dict], model: nn.Module
+        ) -> nn.Module:
             if not self.distributed or is_model_wrapper(model):
                 return wrap_model(self, model_wrapper_cfg, model)
             num_sync_bn = _count_sync_bn(model)
             if num_sync_bn:
-                _warn(f'no CUDA device: SyncBN cannot run, {num_sync_bn} SyncBN layers '
-                      'reverted to BatchNorm (per-process statistics)')
+                _warn(
+                    f'no CUDA device: SyncBN cannot run, {num_sync_bn} SyncBN layers '
+                    'reverted to BatchNorm (per-process statistics)'
+                )
                 model = revert_sync_batchnorm(model)
             if model_wrapper_cfg is None:  # mmengine's default wrapper, as a cfg
                 model_wrapper_cfg = dict(
-                    type='MMDistributedDataParallel', broadcast_buffers=False,
-                    find_unused_parameters=self.cfg.get('find_unused_parameters', False))
+                    type='MMDistributedDataParallel',
+                    broadcast_buffers=False,
+                    find_unused_parameters=self.cfg.get('find_unused_parameters', False),
+                )
             wrapper_cfg = dict(model_wrapper_cfg)
             wrapper_cls = MODEL_WRAPPERS.get(
-                wrapper_cfg.setdefault('type', 'MMDistributedDataParallel'))
+                wrapper_cfg.setdefault('type', 'MMDistributedDataParallel')
+            )
             if isinstance(wrapper_cls, type) and issubclass(wrapper_cls, DistributedDataParallel):
                 wrapper_cfg['device_ids'] = None  # CPU modules take no device ids
             return wrap_model(self, wrapper_cfg, model)
@@ -315,8 +341,10 @@ def sync_bn_without_cuda() -> None:
     def skipped(convert: Callable) -> Callable:
 
         def convert_sync_batchnorm(module: nn.Module, *args, **kwargs) -> nn.Module:
-            _warn('no CUDA device: cfg.sync_bn is ignored, BatchNorm layers keep '
-                  'per-process statistics')
+            _warn(
+                'no CUDA device: cfg.sync_bn is ignored, BatchNorm layers keep '
+                'per-process statistics'
+            )
             return module
 
         return convert_sync_batchnorm

@@ -4,6 +4,7 @@ for a state dict in a released file's key layout.
 
 Toy data writers and config overrides live in :mod:`crossformer_mm.testing`.
 """
+
 import os
 import os.path as osp
 import subprocess
@@ -24,11 +25,17 @@ def run(args, cwd=REPO_ROOT, env=None, timeout=300) -> str:
     full_env = dict(os.environ, OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE')
     full_env.update(env or {})
     result = subprocess.run(
-        args, cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        args,
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, (
-        f'{" ".join(map(str, args))} exited with {result.returncode}:\n'
-        f'{result.stdout[-6000:]}')
+        f'{" ".join(map(str, args))} exited with {result.returncode}:\n{result.stdout[-6000:]}'
+    )
     return result.stdout
 
 
@@ -38,8 +45,9 @@ def make_toy_set(root: str, num_train: int = 8, num_val: int = 4) -> str:
     return osp.join(root, '')
 
 
-def released_layout(reference_dir: str, deterministic_weights, name: str = 'crossformer_s_keys.txt'
-                    ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+def released_layout(
+    reference_dir: str, deterministic_weights, name: str = 'crossformer_s_keys.txt'
+) -> Tuple[Dict[str, torch.Tensor], List[str]]:
     """A state dict in the key layout of a released file (a key list of
     ``shared/reference``) with deterministic weights, and the keys the list marks DROP."""
     shapes, dropped = {}, []

@@ -1,4 +1,5 @@
 """Shared test fixtures: where the project's ``shared/`` reference data lives."""
+
 import functools
 import importlib.util
 import os
@@ -15,7 +16,8 @@ def shared_dir() -> str:
     if not osp.isdir(osp.join(path, 'reference')):
         raise FileNotFoundError(
             f'reference data not found under {path!r}: clone the repository next to '
-            'shared/ or set CFMM_SHARED to the folder that holds reference/')
+            'shared/ or set CFMM_SHARED to the folder that holds reference/'
+        )
     return path
 
 
@@ -29,7 +31,8 @@ def deterministic_weights(reference_dir):
     """The reference data's ``det_weights.py`` module: deterministic weights
     derived from the key names alone."""
     spec = importlib.util.spec_from_file_location(
-        'det_weights', osp.join(reference_dir, 'det_weights.py'))
+        'det_weights', osp.join(reference_dir, 'det_weights.py')
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -46,6 +49,7 @@ def metafiles_read_once():
     reused; nothing else of the config system changes. Where mmengine has no such ``load``,
     configs load as they are."""
     from mmengine.config import utils as config_utils
+
     load = getattr(config_utils, 'load', None)
     if load is None:
         yield

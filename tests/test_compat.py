@@ -3,6 +3,7 @@ only where its cause exists, makes the stack work, and the stock stack fails
 without it (shown in fresh interpreters that do not import this package).
 The stack is whole otherwise: mmpose and mmpretrain import the real torchvision
 that matches torch, and nothing of this package runs at interpreter start."""
+
 import glob
 import importlib.metadata
 import os.path as osp
@@ -29,10 +30,16 @@ from crossformer_mm import compat
 def python(code: str, **env) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (1 thread); return the result."""
     import os
+
     full_env = dict(os.environ, OMP_NUM_THREADS='1', **env)
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], env=full_env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
 
 
 def free_port() -> int:
@@ -42,8 +49,13 @@ def free_port() -> int:
 
 
 def dist_env() -> dict:
-    return dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
-                MASTER_PORT=str(free_port()))
+    return dict(
+        RANK='0',
+        LOCAL_RANK='0',
+        WORLD_SIZE='1',
+        MASTER_ADDR='127.0.0.1',
+        MASTER_PORT=str(free_port()),
+    )
 
 
 NEEDS_CPU_PATCHES = compat.without_accelerator()
@@ -73,7 +85,7 @@ def test_no_patch_runs_on_a_machine_with_an_accelerator():
     mmengine's runner and launchers as they are; only the checkpoint loader may be
     patched, and only where the stock loader is unsafe (decided by what it does:
     tests/test_stacks.py)."""
-    result = python('''
+    result = python("""
         import mmengine, mmengine.device
         mmengine.device.get_device = lambda: 'cuda'
         from mmengine.runner import Runner
@@ -87,20 +99,22 @@ def test_no_patch_runs_on_a_machine_with_an_accelerator():
                 dist_utils._init_dist_slurm, runner_module.convert_sync_batchnorm) == stock
         unsafe = compat.mmengine_unpickles_arbitrary_globals()
         print('applied:', sorted(compat.APPLIED), 'unsafe stock loader:', unsafe)
-    ''')
+    """)
     assert result.returncode == 0, result.stdout
-    assert ("applied: ['safe_checkpoint_loading'] unsafe stock loader: True" in result.stdout
-            or 'applied: [] unsafe stock loader: False' in result.stdout), result.stdout
+    assert (
+        "applied: ['safe_checkpoint_loading'] unsafe stock loader: True" in result.stdout
+        or 'applied: [] unsafe stock loader: False' in result.stdout
+    ), result.stdout
 
 
 @pytest.mark.slow
 def test_each_applied_patch_is_logged_once():
-    result = python('''
+    result = python("""
         import crossformer_mm
         import crossformer_mm  # a second import logs nothing more
         from crossformer_mm import compat
         compat.apply_patches()
-    ''')
+    """)
     assert result.returncode == 0, result.stdout
     for name in compat.APPLIED:
         assert result.stdout.count(f'compat patch {name}:') == 1, result.stdout
@@ -111,9 +125,14 @@ def test_each_applied_patch_is_logged_once():
 def mmengine_checkpoint(path: str) -> None:
     buffer = HistoryBuffer()
     buffer.update(1.5)
-    torch.save(dict(state_dict={'w': torch.ones(2)},
-                    message_hub=dict(log_scalars={'loss': buffer}),
-                    meta=dict(seed=np.int64(3), lr=np.float64(0.1))), path)
+    torch.save(
+        dict(
+            state_dict={'w': torch.ones(2)},
+            message_hub=dict(log_scalars={'loss': buffer}),
+            meta=dict(seed=np.int64(3), lr=np.float64(0.1)),
+        ),
+        path,
+    )
 
 
 def test_mmengine_checkpoints_load(tmp_path):
@@ -128,17 +147,16 @@ def test_mmengine_checkpoints_load(tmp_path):
 def test_stock_mmengine_checkpoint_loading_fails(tmp_path):
     path = str(tmp_path / 'mmengine_style.pth')
     mmengine_checkpoint(path)
-    stock = python(f'''
+    stock = python(f"""
         from mmengine.runner import CheckpointLoader
         CheckpointLoader.load_checkpoint({path!r})
-    ''')
+    """)
     assert compat.mmengine_loads_weights_only_unaware()
     assert stock.returncode != 0 and 'Weights only load failed' in stock.stdout, stock.stdout
 
 
 # dist_init_without_cuda, ddp_without_cuda, sync_bn_without_cuda --------------
 class SyncBNModel(BaseModel):
-
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
@@ -167,7 +185,8 @@ def test_distributed_runner_without_cuda(single_process_env, tmp_path):
         work_dir=str(tmp_path),
         launcher='pytorch',
         env_cfg=dict(dist_cfg=dict(backend='nccl')),
-        cfg=dict(sync_bn='torch'))
+        cfg=dict(sync_bn='torch'),
+    )
     assert torch_dist.get_backend() == ('nccl' if cuda else 'gloo')
     assert isinstance(runner.model, MMDistributedDataParallel)
     assert runner.model.device_ids == ([0] if cuda else None)
@@ -177,12 +196,11 @@ def test_distributed_runner_without_cuda(single_process_env, tmp_path):
     assert out.shape == (2, 4, 6, 6)
     with open(osp.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
         log = f.read()
-    for message in ('1 SyncBN layers reverted to BatchNorm',
-                    'cfg.sync_bn is ignored'):
+    for message in ('1 SyncBN layers reverted to BatchNorm', 'cfg.sync_bn is ignored'):
         assert (message in log) != cuda, message
 
 
-STOCK_GLOO = '''
+STOCK_GLOO = """
         import torch, torch.distributed as dist
         from torch import nn
         from mmengine.config import Config
@@ -191,16 +209,19 @@ STOCK_GLOO = '''
         runner = Runner.__new__(Runner)  # the stock method on a distributed runner
         runner._distributed = True
         runner.cfg = Config(dict())
-'''
+"""
 
 
 @pytest.mark.slow
 def test_stock_dist_init_fails_without_cuda():
     assert NEEDS_CPU_PATCHES, 'this test documents the CPU-only stack'
-    stock = python('''
+    stock = python(
+        """
         from mmengine.dist import init_dist
         init_dist('pytorch', backend='nccl')
-    ''', **dist_env())
+    """,
+        **dist_env(),
+    )
     assert stock.returncode != 0
     assert 'cuda' in stock.stdout.lower() or 'nccl' in stock.stdout.lower(), stock.stdout
 
@@ -208,7 +229,9 @@ def test_stock_dist_init_fails_without_cuda():
 @pytest.mark.slow
 def test_stock_ddp_wrapping_fails_without_cuda():
     assert NEEDS_CPU_PATCHES
-    stock = python(STOCK_GLOO + '''
+    stock = python(
+        STOCK_GLOO
+        + """
         model = nn.Linear(2, 2)
         from mmengine.model import BaseModel
         class M(BaseModel):
@@ -217,19 +240,25 @@ def test_stock_ddp_wrapping_fails_without_cuda():
             def forward(self, x, data_samples=None, mode='tensor'):
                 return self.fc(x)
         runner.wrap_model(None, M())
-    ''', **dist_env())
+    """,
+        **dist_env(),
+    )
     assert stock.returncode != 0 and 'device_ids' in stock.stdout, stock.stdout
 
 
 @pytest.mark.slow
 def test_stock_sync_bn_fails_without_cuda():
     assert NEEDS_CPU_PATCHES
-    stock = python(STOCK_GLOO + '''
+    stock = python(
+        STOCK_GLOO
+        + """
         from mmengine.runner.runner import convert_sync_batchnorm
         model = convert_sync_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
         model.train()
         model(torch.randn(2, 3, 8, 8))
-    ''', **dist_env())
+    """,
+        **dist_env(),
+    )
     assert stock.returncode != 0 and 'SyncBatchNorm' in stock.stdout, stock.stdout
 
 
@@ -238,24 +267,26 @@ def test_torchvision_is_the_build_for_this_torch():
     """torchvision's own requirement names the installed torch, and its compiled
     ops run (a build for another torch raises at import or in ``ops.nms``)."""
     import torchvision
+
     requires = [Requirement(r) for r in importlib.metadata.requires('torchvision') or []]
     torch_req = [r for r in requires if r.name == 'torch']
     assert torch_req, f'torchvision {torchvision.__version__} requires no torch: {requires}'
     assert torch_req[0].specifier.contains(torch.__version__.split('+')[0]), (
         f'torchvision {torchvision.__version__} is built for {torch_req[0]}, torch is '
-        f'{torch.__version__}: run tools/install.sh')
-    boxes = torch.tensor([[0., 0., 2., 2.], [0., 0., 2., 2.1], [5., 5., 6., 6.]])
-    keep = torchvision.ops.nms(boxes, torch.tensor([.9, .8, .7]), iou_threshold=.5)
+        f'{torch.__version__}: run tools/install.sh'
+    )
+    boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.1], [5.0, 5.0, 6.0, 6.0]])
+    keep = torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8, 0.7]), iou_threshold=0.5)
     assert keep.tolist() == [0, 2]
 
 
 def test_nothing_of_the_package_runs_at_interpreter_start():
     """No module, finder or .pth of crossformer_mm in a fresh interpreter."""
-    out = python('''
+    out = python("""
         import sys
         print('MODULES', sorted(m for m in sys.modules if 'crossformer' in m))
         print('FINDERS', [f for f in sys.meta_path if 'crossformer' in repr(f)])
-    ''')
+    """)
     assert out.returncode == 0, out.stdout
     assert 'MODULES []' in out.stdout and 'FINDERS []' in out.stdout, out.stdout
 
@@ -278,16 +309,19 @@ def test_mmpose_apis_first_in_a_fresh_interpreter():
     """``from mmpose.apis import MMPoseInferencer`` as the first line imports the
     real torchvision (mmpose.visualization.simcc_vis needs it) and nothing of
     this package."""
-    out = python('''
+    out = python("""
         from mmpose.apis import MMPoseInferencer, inference_bottomup, init_model
         import sys
         print('SIMCC', sys.modules['mmpose.visualization.simcc_vis'].__file__)
         print('TORCHVISION', sys.modules['torchvision'].__file__)
         print('CFMM', sorted(m for m in sys.modules if 'crossformer' in m))
-    ''')
+    """)
     assert out.returncode == 0, out.stdout
-    lines = dict(line.split(' ', 1) for line in out.stdout.splitlines()
-                 if line.split(' ')[0] in ('SIMCC', 'TORCHVISION', 'CFMM'))
+    lines = dict(
+        line.split(' ', 1)
+        for line in out.stdout.splitlines()
+        if line.split(' ')[0] in ('SIMCC', 'TORCHVISION', 'CFMM')
+    )
     assert lines['SIMCC'].endswith(osp.join('mmpose', 'visualization', 'simcc_vis.py'))
     assert lines['TORCHVISION'].endswith(osp.join('torchvision', '__init__.py'))
     assert osp.isfile(lines['TORCHVISION']), out.stdout
@@ -299,7 +333,7 @@ def test_mmpretrain_and_the_classification_package_use_the_real_torchvision():
     """``crossformer_mm.classification`` and mmpretrain import the real
     torchvision; what mmpretrain takes from it works (its ``torchvision/*``
     transforms are registered, PIL images are packed, box IoUs computed)."""
-    out = python('''
+    out = python("""
         import crossformer_mm.classification
         import mmpretrain.datasets, mmpretrain.evaluation, mmpretrain.models
         import sys
@@ -319,7 +353,7 @@ def test_mmpretrain_and_the_classification_package_use_the_real_torchvision():
         print('PACKED', tuple(packed['inputs'].shape))
         iou = box_utils.box_iou(torch.tensor([[0., 0., 2., 2.]]), torch.tensor([[0., 0., 2., 4.]]))
         print('IOU', float(iou))
-    ''')
+    """)
     assert out.returncode == 0, out.stdout
     tv_file = out.stdout.split('TORCHVISION ', 1)[1].split('\n')[0]
     assert osp.isfile(tv_file) and tv_file.endswith(osp.join('torchvision', '__init__.py'))

@@ -6,6 +6,7 @@ that is the link ``crossformer_mm/.mim/model-index.yml`` -> ``model-index.yml``;
 ``Import`` paths and every ``Config`` are relative to the folder that holds it, where
 ``configs`` is the repository's (``crossformer_mm/.mim/configs`` links to it).
 """
+
 import glob
 import json
 import os.path as osp
@@ -19,8 +20,13 @@ from _helpers import REPO_ROOT
 
 INDEX = osp.join(REPO_ROOT, 'model-index.yml')
 MIM_INDEX = osp.join(REPO_ROOT, 'crossformer_mm', '.mim', 'model-index.yml')
-TASKS = {'Image Classification', 'Object Detection', 'Instance Segmentation',
-         'Semantic Segmentation', 'Body 2D Keypoint'}
+TASKS = {
+    'Image Classification',
+    'Object Detection',
+    'Instance Segmentation',
+    'Semantic Segmentation',
+    'Body 2D Keypoint',
+}
 
 
 #: configs/ folders without model configs of their own: bases, the toy demo, mmdeploy's
@@ -88,6 +94,7 @@ def test_entries_follow_the_openmmlab_format():
 
 def test_the_index_loads_as_mim_loads_it():
     from modelindex.load_model_index import load
+
     index = load(MIM_INDEX)
     assert {m.name for m in index.models} == {m['Name'] for m in models()}
     for model in index.models:
@@ -98,16 +105,26 @@ def test_the_index_loads_as_mim_loads_it():
 def test_mim_search_lists_every_config(tmp_path):
     mim = [sys.executable, '-m', 'mim']
     out = tmp_path / 'search.json'
-    result = subprocess.run([*mim, 'search', 'crossformer_mm', '--json', str(out)],
-                            capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    result = subprocess.run(
+        [*mim, 'search', 'crossformer_mm', '--json', str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(tmp_path),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     configs = json.load(open(out))['config']  # field -> {model name: value}
     names = {m['Name'] for m in models()}
     assert set(configs) == names, set(configs) ^ names
     assert set(configs.values()) == config_files()
     # the plain command prints every model (what a user sees)
-    result = subprocess.run([*mim, 'search', 'crossformer_mm', '--display-width', '200'],
-                            capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    result = subprocess.run(
+        [*mim, 'search', 'crossformer_mm', '--display-width', '200'],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(tmp_path),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for model in models():
         assert f'config id: {model["Name"]}\n' in result.stdout, model['Name']

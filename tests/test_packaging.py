@@ -1,6 +1,7 @@
 """Versions are pinned once (requirements/constraints.txt); the README's table
 and the install script agree with it; setup.py states ranges, not pins. The
 package ships no file that runs at interpreter start (no .pth) and no C++."""
+
 import ast
 import os.path as osp
 import re
@@ -29,11 +30,10 @@ def constraints() -> dict:
 def readme_versions() -> dict:
     with open(osp.join(REPO_ROOT, 'README.md')) as f:
         text = f.read()
-    section = text[text.index('## Versions'):]
-    section = section[:section.index('\n## ', 4)]
+    section = text[text.index('## Versions') :]
+    section = section[: section.index('\n## ', 4)]
     rows = re.findall(r'^\| ([A-Za-z0-9_.-]+) \| ([^|]+) \|', section, re.M)
-    return {name.lower(): spec.strip().replace(' ', '') for name, spec in rows
-            if name != 'package'}
+    return {name.lower(): spec.strip().replace(' ', '') for name, spec in rows if name != 'package'}
 
 
 def test_readme_version_table_is_the_constraints_file():
@@ -48,8 +48,11 @@ def install_script() -> str:
 def test_install_script_takes_every_version_from_the_constraints_file():
     script = install_script()
     assert 'PIP=("$PY" -m pip install --constraint "$CONSTRAINTS")' in script
-    pip_lines = [line for line in script.splitlines()
-                 if '"${PIP[@]}"' in line or '"${INDEX_PIP[@]}"' in line or 'pip download' in line]
+    pip_lines = [
+        line
+        for line in script.splitlines()
+        if '"${PIP[@]}"' in line or '"${INDEX_PIP[@]}"' in line or 'pip download' in line
+    ]
     assert pip_lines
     for line in pip_lines:
         # a package argument with a version specifier, e.g. mmdet==3.3.0 or "numpy<2"
@@ -70,12 +73,18 @@ def test_torchvision_pin_is_the_build_for_the_torch_pin():
     torch_version, torchvision_version = pins['torch'][2:], pins['torchvision'][2:]
     assert pins['torch'][:2] == pins['torchvision'][:2] == '=='
     awk = re.search(r"awk -F\. '([^']+)'", install_script()).group(1)
-    matched = subprocess.run(['awk', '-F.', awk], input=torch_version + '\n',
-                             stdout=subprocess.PIPE, text=True, check=True).stdout
+    matched = subprocess.run(
+        ['awk', '-F.', awk],
+        input=torch_version + '\n',
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout
     assert matched == torchvision_version
     for torch_v, expected in (('2.3.0', '0.18.0'), ('2.9.1', '0.24.1'), ('2.2.0', '')):
-        out = subprocess.run(['awk', '-F.', awk], input=torch_v + '\n',
-                             stdout=subprocess.PIPE, text=True, check=True).stdout
+        out = subprocess.run(
+            ['awk', '-F.', awk], input=torch_v + '\n', stdout=subprocess.PIPE, text=True, check=True
+        ).stdout
         assert out == expected, (torch_v, out)
 
 
@@ -85,20 +94,27 @@ def test_install_script_leaves_no_pth_and_checks_it():
     and its final check fails on any *crossformer*.pth."""
     script = install_script()
     assert [line for line in script.splitlines() if '-hook.pth' in line and '#' not in line] == [
-        'rm -fv "$SITE/crossformer_mm-hook.pth"']  # only removed (left by earlier versions)
+        'rm -fv "$SITE/crossformer_mm-hook.pth"'
+    ]  # only removed (left by earlier versions)
     assert 'rm -fv "$SITE"/__editable__.crossformer_mm-*.pth' in script
     assert "'*crossformer*.pth'" in script
-    checked = script[script.index('step "check imports"'):]
+    checked = script[script.index('step "check imports"') :]
     for name in ('torchvision', 'torchvision.ops', 'mmpose.apis', 'mmpretrain.models'):
         assert f"'{name}'" in checked, name
 
 
 def test_setup_declares_ranges_not_pins():
     tree = ast.parse(open(osp.join(REPO_ROOT, 'setup.py')).read())
-    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
-                and getattr(n.func, 'id', '') == 'setup')
-    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords
-              if k.arg in ('install_requires', 'extras_require')}
+    call = next(
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, 'id', '') == 'setup'
+    )
+    kwargs = {
+        k.arg: ast.literal_eval(k.value)
+        for k in call.keywords
+        if k.arg in ('install_requires', 'extras_require')
+    }
     requirements = list(kwargs['install_requires'])
     requirements += [r for extra in kwargs['extras_require'].values() for r in extra]
     assert not [r for r in requirements if '==' in r]
@@ -109,8 +125,11 @@ def test_setup_declares_ranges_not_pins():
 
 def setup_kwargs() -> dict:
     tree = ast.parse(open(osp.join(REPO_ROOT, 'setup.py')).read())
-    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
-                and getattr(n.func, 'id', '') == 'setup')
+    call = next(
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, 'id', '') == 'setup'
+    )
     return {k.arg: k.value for k in call.keywords}
 
 
@@ -132,11 +151,28 @@ def test_wheel_ships_no_pth_and_no_cpp(tmp_path):
     for name in ('setup.py', 'MANIFEST.in', 'README.md', 'LICENSE', 'pyproject.toml'):
         shutil.copy(osp.join(REPO_ROOT, name), source / name)
     for name in ('crossformer_mm', 'tools', 'configs'):
-        shutil.copytree(osp.join(REPO_ROOT, name), source / name, symlinks=True,
-                        ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
-    run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation',
-         '--no-index', '-q', '-w', str(tmp_path / 'dist'), str(source)])
-    wheel, = (tmp_path / 'dist').glob('crossformer_mm-*.whl')
+        shutil.copytree(
+            osp.join(REPO_ROOT, name),
+            source / name,
+            symlinks=True,
+            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'),
+        )
+    run(
+        [
+            sys.executable,
+            '-m',
+            'pip',
+            'wheel',
+            '--no-deps',
+            '--no-build-isolation',
+            '--no-index',
+            '-q',
+            '-w',
+            str(tmp_path / 'dist'),
+            str(source),
+        ]
+    )
+    (wheel,) = (tmp_path / 'dist').glob('crossformer_mm-*.whl')
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         metadata = zf.read(next(n for n in names if n.endswith('.dist-info/METADATA'))).decode()

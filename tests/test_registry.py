@@ -1,6 +1,7 @@
 """Every toolbox builds the package's modules under its own default scope, by
 plain, scoped (``crossformer_mm.CrossFormer``) and original (``CrossFormer_S``)
 type names; ``import crossformer_mm`` needs only torch, mmengine and mmcv."""
+
 import subprocess
 import sys
 import textwrap
@@ -24,8 +25,9 @@ def _registry(scope):
     elif scope == 'mmpose':
         from mmpose.registry import MODELS
     else:
-        import crossformer_mm.classification  # noqa: F401  (mmpretrain without torchvision)
         from mmpretrain.registry import MODELS
+
+        import crossformer_mm.classification  # noqa: F401  (registers the classifier)
     return MODELS
 
 
@@ -43,12 +45,14 @@ def test_layers_build_in_every_scope(scope):
     registry = _registry(scope)
     with DefaultScope.overwrite_default_scope(scope):
         dpb = registry.build(dict(type='DynamicPosBias', pos_dims=4, num_heads=2))
-        lsda = registry.build(dict(type='LSDA', embed_dims=64, num_heads=2, group_size=7,
-                                   interval=2, attn_type='lda'))
+        lsda = registry.build(
+            dict(type='LSDA', embed_dims=64, num_heads=2, group_size=7, interval=2, attn_type='lda')
+        )
         cel = registry.build(dict(type='CrossScaleEmbedding', in_channels=3, out_channels=64))
         merge = registry.build(dict(type='CrossScalePatchMerging', in_channels=64))
-        block = registry.build(dict(type='CrossFormerBlock', embed_dims=64, num_heads=2,
-                                    group_size=7, interval=2))
+        block = registry.build(
+            dict(type='CrossFormerBlock', embed_dims=64, num_heads=2, group_size=7, interval=2)
+        )
     assert dpb(torch.zeros(5, 2)).shape == (5, 2)
     tokens = cel(torch.randn(1, 3, 64, 64))
     assert lsda(tokens).shape == block(tokens).shape == (1, 16, 16, 64)
@@ -57,13 +61,16 @@ def test_layers_build_in_every_scope(scope):
 
 def test_config_custom_imports(tmp_path):
     cfg_file = tmp_path / 'cfg.py'
-    cfg_file.write_text(textwrap.dedent(f"""
+    cfg_file.write_text(
+        textwrap.dedent(f"""
         custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
         default_scope = 'mmdet'
         backbone = dict(type='CrossFormer', arch={SMALL!r}, out_indices=(1, 2, 3))
-    """))
+    """)
+    )
     cfg = Config.fromfile(str(cfg_file))
     from mmdet.registry import MODELS
+
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         backbone = MODELS.build(cfg.backbone)
     assert len(backbone(torch.randn(1, 3, 64, 64))) == 3
@@ -96,10 +103,12 @@ def test_scoped_type_name_builds_in_every_toolbox_config(scope, tmp_path):
     """``type='crossformer_mm.CrossFormer'`` (as people write
     ``type='mmpretrain.ConvNeXt'``) in a config of each toolbox."""
     cfg_file = tmp_path / 'cfg.py'
-    cfg_file.write_text(textwrap.dedent(f"""
+    cfg_file.write_text(
+        textwrap.dedent(f"""
         default_scope = {scope!r}
         backbone = dict(type='crossformer_mm.CrossFormer', arch={SMALL!r}, out_indices=(3, ))
-    """))
+    """)
+    )
     cfg = Config.fromfile(str(cfg_file))
     registry = _registry(scope)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
@@ -124,17 +133,24 @@ def test_original_type_names_build_with_their_detection_settings(name):
     """The backbone dicts of the original configs build unchanged (mmdet scope)
     into the same model as the new form."""
     from mmdet.registry import MODELS
+
     arch, lda_mode, use_acl, drop_path = ORIGINAL_CONFIGS[name]
-    original = dict(type=name, group_size=[7, 7, 7, 7], crs_interval=[8, 4, 2, 1],
-                    adaptive_interval=False,
-                    init_cfg=dict(type='Pretrained', checkpoint='./backbone-crossformer-s.pth'))
+    original = dict(
+        type=name,
+        group_size=[7, 7, 7, 7],
+        crs_interval=[8, 4, 2, 1],
+        adaptive_interval=False,
+        init_cfg=dict(type='Pretrained', checkpoint='./backbone-crossformer-s.pth'),
+    )
     with DefaultScope.overwrite_default_scope('mmdet'):
         backbone = MODELS.build(original)
     reference = crossformer_mm.models.backbones.CrossFormer(
-        arch=arch, group_size=[7] * 4, crs_interval=[8, 4, 2, 1], drop_path_rate=drop_path)
+        arch=arch, group_size=[7] * 4, crs_interval=[8, 4, 2, 1], drop_path_rate=drop_path
+    )
     assert isinstance(backbone, crossformer_mm.models.backbones.CrossFormer)
     assert {k: v.shape for k, v in backbone.state_dict().items()} == {
-        k: v.shape for k, v in reference.state_dict().items()}
+        k: v.shape for k, v in reference.state_dict().items()
+    }
     assert backbone.arch_settings == reference.arch_settings
     assert backbone.arch_settings['lda_mode'] == lda_mode
     assert backbone.arch_settings['use_acl'] == use_acl
@@ -153,20 +169,34 @@ def test_original_type_name_logs_the_new_form():
     """)
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    line = ("type='CrossFormer_B2' (original CrossFormer name) is type='CrossFormer', "
-            "arch='pp-base', drop_path_rate=0.3, group_size=[7, 7, 7, 7], "
-            "crs_interval=[8, 4, 2, 1]")
+    line = (
+        "type='CrossFormer_B2' (original CrossFormer name) is type='CrossFormer', "
+        "arch='pp-base', drop_path_rate=0.3, group_size=[7, 7, 7, 7], "
+        'crs_interval=[8, 4, 2, 1]'
+    )
     assert result.stdout.count(line) == 1, result.stdout
 
 
 def test_original_factory_arguments():
     from mmengine.registry import MODELS
-    backbone = MODELS.build(dict(type='CrossFormer_S', group_size=[7, 7, 7, 7],
-                                 crs_interval=[8, 4, 2, 1], pretrained='x.pth'))
+
+    backbone = MODELS.build(
+        dict(
+            type='CrossFormer_S',
+            group_size=[7, 7, 7, 7],
+            crs_interval=[8, 4, 2, 1],
+            pretrained='x.pth',
+        )
+    )
     assert backbone.init_cfg == dict(type='Pretrained', checkpoint='x.pth')
     with pytest.raises(ValueError, match='not both'):
-        MODELS.build(dict(type='CrossFormer_S', pretrained='x.pth',
-                          init_cfg=dict(type='Pretrained', checkpoint='y.pth')))
+        MODELS.build(
+            dict(
+                type='CrossFormer_S',
+                pretrained='x.pth',
+                init_cfg=dict(type='Pretrained', checkpoint='y.pth'),
+            )
+        )
     with pytest.raises(ValueError, match=r'adaptive_interval=True\) is not supported'):
         MODELS.build(dict(type='CrossFormer_S2', adaptive_interval=True))
 
@@ -202,6 +232,7 @@ def test_import_needs_only_torch_mmengine_mmcv():
     assert result.returncode == 0, result.stderr[-3000:]
     assert '(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4), (1, 512, 2, 2)' in result.stdout
     assert 'toolboxes loaded: []' in result.stdout
-    blocked = subprocess.run([sys.executable, '-c', BLOCK_TOOLBOXES + 'import mmdet'],
-                             capture_output=True, text=True)
+    blocked = subprocess.run(
+        [sys.executable, '-c', BLOCK_TOOLBOXES + 'import mmdet'], capture_output=True, text=True
+    )
     assert blocked.returncode != 0 and 'blocked by the test' in blocked.stderr

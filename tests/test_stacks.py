@@ -5,6 +5,7 @@ it and says what must hold there: safe loading decided by what mmengine's loader
 do, checkpoints of either stack loading on both, the segmentation configs' copies of
 mmseg's bases, packaging that changes no installed OpenMMLab package, and the
 ``mim train`` / ``mim test`` spellings of each toolbox."""
+
 import importlib.metadata as metadata
 import json
 import os.path as osp
@@ -42,21 +43,39 @@ ONEDL = installed('onedl-mmengine')
 #: The OpenMMLab distributions of each stack (mmpose has no fork: both have mmpose).
 DISTRIBUTIONS = {
     'frozen': ['mmengine', 'mmcv', 'mmdet', 'mmsegmentation', 'mmpretrain', 'openmim'],
-    'onedl': ['onedl-mmengine', 'onedl-mmcv', 'onedl-mmdetection', 'onedl-mmsegmentation',
-              'onedl-mmpretrain', 'onedl-mim'],
+    'onedl': [
+        'onedl-mmengine',
+        'onedl-mmcv',
+        'onedl-mmdetection',
+        'onedl-mmsegmentation',
+        'onedl-mmpretrain',
+        'onedl-mim',
+    ],
 }
 THIS, OTHER = ('onedl', 'frozen') if ONEDL else ('frozen', 'onedl')
-CONSTRAINTS = {'frozen': 'requirements/constraints.txt',
-               'onedl': 'requirements/constraints-onedl.txt'}
+CONSTRAINTS = {
+    'frozen': 'requirements/constraints.txt',
+    'onedl': 'requirements/constraints-onedl.txt',
+}
 #: The ``mim train`` / ``mim test`` package argument of each toolbox on each stack.
 #: onedl-mim 0.5.1 lists onedl-mmdetection and mmdet3d for 'mmdet' ("Can't determine a
 #: unique package"), and takes mmpose's dist-info folder for its root (no tools there):
 #: its pose configs run through this package's own tools.
 MIM_PACKAGE = {
-    'frozen': {'mmdet': 'mmdet', 'mmseg': 'mmseg', 'mmpose': 'mmpose',
-               'mmpretrain': 'mmpretrain', 'crossformer_mm': 'crossformer_mm'},
-    'onedl': {'mmdet': 'onedl-mmdetection', 'mmseg': 'mmseg', 'mmpose': 'crossformer_mm',
-              'mmpretrain': 'mmpretrain', 'crossformer_mm': 'crossformer_mm'},
+    'frozen': {
+        'mmdet': 'mmdet',
+        'mmseg': 'mmseg',
+        'mmpose': 'mmpose',
+        'mmpretrain': 'mmpretrain',
+        'crossformer_mm': 'crossformer_mm',
+    },
+    'onedl': {
+        'mmdet': 'onedl-mmdetection',
+        'mmseg': 'mmseg',
+        'mmpose': 'crossformer_mm',
+        'mmpretrain': 'mmpretrain',
+        'crossformer_mm': 'crossformer_mm',
+    },
 }
 #: Checkpoints written by mmengine runners on each stack (see write_runner_file).
 STACK_FILES = osp.join(REPO_ROOT, 'tests', 'stack_files')
@@ -65,9 +84,14 @@ STACK_FILES = osp.join(REPO_ROOT, 'tests', 'stack_files')
 def python(code: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter of this stack (crossformer_mm not imported),
     outside the checkout (whose crossformer_mm.egg-info importlib.metadata would find)."""
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=osp.dirname(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)],
+        cwd=osp.dirname(REPO_ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
 
 
 # which stack -----------------------------------------------------------------------
@@ -80,8 +104,11 @@ def test_this_is_one_tested_stack_with_its_pinned_versions():
     assert all(map(installed, DISTRIBUTIONS[THIS])), DISTRIBUTIONS[THIS]
     mixed = [name for name in DISTRIBUTIONS[OTHER] if installed(name)]
     assert not mixed, f'{THIS} stack with {OTHER} packages installed beside it: {mixed}'
-    wrong = {name: (metadata.version(name), version) for name, version in pins(THIS).items()
-             if installed(name) and metadata.version(name).split('+')[0] != version}
+    wrong = {
+        name: (metadata.version(name), version)
+        for name, version in pins(THIS).items()
+        if installed(name) and metadata.version(name).split('+')[0] != version
+    }
     assert not wrong, f'installed (found, pinned) versions differ from {CONSTRAINTS[THIS]}'
     assert np.__version__.startswith('2.' if ONEDL else '1.'), np.__version__
     assert sys.version_info[:2] == ((3, 12) if ONEDL else (3, 11))
@@ -96,7 +123,7 @@ def save_any_global(path: str) -> None:
 def stock_outcome(path: str) -> str:
     """What mmengine's own local loader does with ``path`` in an interpreter where
     crossformer_mm is not imported: 'loaded' or 'refused' (anything else fails)."""
-    result = python(f'''
+    result = python(f"""
         import pickle
         from mmengine.runner import CheckpointLoader
         try:
@@ -105,7 +132,7 @@ def stock_outcome(path: str) -> str:
             print('OUTCOME refused', error)
         else:
             print('OUTCOME loaded')
-    ''')
+    """)
     found = re.search(r'OUTCOME (\w+)', result.stdout)
     assert found, result.stdout
     return found.group(1)
@@ -126,8 +153,10 @@ def test_the_probe_finds_what_the_stock_loader_does(tmp_path):
         assert probe['local_any_global'] == 'refused'
         assert probe['local_runner_file'] == 'refused'
     assert probe['url_any_global'] == 'loaded'  # torch.hub: weights_only=False on both
-    needed = compat.mmengine_unpickles_arbitrary_globals() or \
-        compat.mmengine_loads_weights_only_unaware()
+    needed = (
+        compat.mmengine_unpickles_arbitrary_globals()
+        or compat.mmengine_loads_weights_only_unaware()
+    )
     assert needed and 'safe_checkpoint_loading' in compat.APPLIED
 
 
@@ -147,12 +176,19 @@ def runner_content() -> dict:
     for value in (1.5, 0.5):
         buffer.update(value)
     return dict(
-        state_dict={'backbone.w': torch.arange(4.)},
-        message_hub=dict(log_scalars={'train/loss': buffer},
-                         runtime_info=dict(eta=np.float64(12.5), iter=np.int64(2))),
-        meta=dict(dataset_meta=dict(weights=np.array([1., 2.], dtype=np.float32),
-                                    colours=np.array([[255, 0, 0]], dtype=np.uint8)),
-                  seed=np.int64(7)))
+        state_dict={'backbone.w': torch.arange(4.0)},
+        message_hub=dict(
+            log_scalars={'train/loss': buffer},
+            runtime_info=dict(eta=np.float64(12.5), iter=np.int64(2)),
+        ),
+        meta=dict(
+            dataset_meta=dict(
+                weights=np.array([1.0, 2.0], dtype=np.float32),
+                colours=np.array([[255, 0, 0]], dtype=np.uint8),
+            ),
+            seed=np.int64(7),
+        ),
+    )
 
 
 def write_runner_file(path: str) -> None:
@@ -163,14 +199,13 @@ def write_runner_file(path: str) -> None:
 
 def assert_runner_content(checkpoint: dict) -> None:
     expected = runner_content()
-    assert torch.equal(checkpoint['state_dict']['backbone.w'],
-                       expected['state_dict']['backbone.w'])
+    assert torch.equal(checkpoint['state_dict']['backbone.w'], expected['state_dict']['backbone.w'])
     loss = checkpoint['message_hub']['log_scalars']['train/loss']
     assert isinstance(loss, HistoryBuffer) and loss.current() == 0.5 and loss.mean() == 1.0
     info = checkpoint['message_hub']['runtime_info']
     assert info == {'eta': 12.5, 'iter': 2} and isinstance(info['eta'], np.float64)
     meta = checkpoint['meta']['dataset_meta']
-    assert meta['weights'].dtype == np.float32 and meta['weights'].tolist() == [1., 2.]
+    assert meta['weights'].dtype == np.float32 and meta['weights'].tolist() == [1.0, 2.0]
     assert meta['colours'].dtype == np.uint8 and meta['colours'].tolist() == [[255, 0, 0]]
 
 
@@ -192,22 +227,26 @@ def test_runner_file_written_here_loads(tmp_path):
 
 
 # configs ------------------------------------------------------------------------------
-MMSEG_COPIES = sorted(glob(osp.join(REPO_ROOT, 'configs', '_base_', 'mmseg', '**', '*.py'),
-                           recursive=True))
+MMSEG_COPIES = sorted(
+    glob(osp.join(REPO_ROOT, 'configs', '_base_', 'mmseg', '**', '*.py'), recursive=True)
+)
 
 
 def config_text(path: str) -> str:
     """The config as mmengine reads it, as text; the fork's checkpoint URLs (it hosts
     OpenMMLab's checkpoints at mmassets.onedl.ai) spelled as the original's."""
     return json.dumps(Config.fromfile(path).to_dict(), sort_keys=True, default=repr).replace(
-        'https://mmassets.onedl.ai/', 'https://download.openmmlab.com/')
+        'https://mmassets.onedl.ai/', 'https://download.openmmlab.com/'
+    )
 
 
-@pytest.mark.parametrize('copy', MMSEG_COPIES,
-                         ids=[osp.relpath(p, REPO_ROOT) for p in MMSEG_COPIES])
+@pytest.mark.parametrize(
+    'copy', MMSEG_COPIES, ids=[osp.relpath(p, REPO_ROOT) for p in MMSEG_COPIES]
+)
 def test_mmseg_base_copies_are_the_installed_mmseg_configs(copy):
     """configs/_base_/mmseg/X is the installed mmseg's configs/X (what 'mmseg::X' reads)."""
     import mmseg
+
     relative = osp.relpath(copy, osp.join(REPO_ROOT, 'configs', '_base_', 'mmseg'))
     original = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs', relative)
     assert osp.isfile(original), f'the installed mmseg has no {relative}'
@@ -216,17 +255,36 @@ def test_mmseg_base_copies_are_the_installed_mmseg_configs(copy):
 
 def test_no_config_inherits_through_mmseg_scope():
     """'mmseg::' bases fail on onedl-mmengine: configs inherit mmseg's by path."""
-    found = [path for path in glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True)
-             if re.search(r"^[^#]*['\"]mmseg::", open(path).read(), re.M)]
+    found = [
+        path
+        for path in glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True)
+        if re.search(r"^[^#]*['\"]mmseg::", open(path).read(), re.M)
+    ]
     assert not found, f"'mmseg::' bases (use ./_base_/mmseg/...): {found}"
 
 
 # packaging ----------------------------------------------------------------------------
 def dry_run_installs(requirement: str) -> list:
     """The distributions ``pip install REQUIREMENT`` would install here (offline)."""
-    report = json.loads(run([sys.executable, '-m', 'pip', 'install', '--isolated', '--dry-run',
-                             '--no-index', '--no-build-isolation', '--quiet', '--report', '-',
-                             requirement], cwd=osp.dirname(REPO_ROOT)))
+    report = json.loads(
+        run(
+            [
+                sys.executable,
+                '-m',
+                'pip',
+                'install',
+                '--isolated',
+                '--dry-run',
+                '--no-index',
+                '--no-build-isolation',
+                '--quiet',
+                '--report',
+                '-',
+                requirement,
+            ],
+            cwd=osp.dirname(REPO_ROOT),
+        )
+    )
     return sorted(item['metadata']['name'] for item in report['install'])
 
 
@@ -234,14 +292,14 @@ def test_installing_the_package_changes_no_openmmlab_package():
     """No extras, and this stack's own extras: everything is already there, so pip
     would install only the package itself (with --no-index it fails otherwise)."""
     assert dry_run_installs(REPO_ROOT) == ['crossformer_mm']
-    extras = ('onedl-det,onedl-seg,onedl-pose,onedl-cls' if ONEDL else 'det,seg,pose,cls')
+    extras = 'onedl-det,onedl-seg,onedl-pose,onedl-cls' if ONEDL else 'det,seg,pose,cls'
     assert dry_run_installs(f'{REPO_ROOT}[{extras}]') == ['crossformer_mm']
 
 
 # mim ------------------------------------------------------------------------------------
 def mim_scripts(package: str) -> str:
     """The training script ``mim train PACKAGE`` runs here (as mim finds it)."""
-    result = python(f'''
+    result = python(f"""
         import os.path as osp, warnings
         warnings.simplefilter('ignore')
         from mim.utils import get_installed_path, module_full_name
@@ -252,14 +310,13 @@ def mim_scripts(package: str) -> str:
             if osp.isfile(osp.join(root, *parts, 'train.py')):
                 print('SCRIPT', osp.join(root, *parts, 'train.py'))
                 break
-    ''')
+    """)
     found = re.search(r'SCRIPT (\S+)', result.stdout)
     assert found, f'mim finds no train.py for {package}: {result.stdout}'
     return found.group(1)
 
 
-@pytest.mark.parametrize('toolbox', ['mmdet', 'mmseg', 'mmpose', 'mmpretrain',
-                                     'crossformer_mm'])
+@pytest.mark.parametrize('toolbox', ['mmdet', 'mmseg', 'mmpose', 'mmpretrain', 'crossformer_mm'])
 def test_mim_finds_each_toolbox_training_script(toolbox):
     """The README's mim spelling of each toolbox on this stack finds a train.py:
     the toolbox's own (``<toolbox>/.mim/tools``) or this package's."""
@@ -276,11 +333,23 @@ def test_mim_finds_each_toolbox_training_script(toolbox):
 def test_mim_train_of_a_detection_config_runs_two_iterations(tmp_path):
     """`mim train <mmdet spelling> CONFIG`: mmdet's own train.py, 2 iterations."""
     config = 'configs/mask_rcnn_crossformer_s_fpn_1x_coco.py'
-    options = det_smoke_options(Config.fromfile(osp.join(REPO_ROOT, config)),
-                                make_toy_set(str(tmp_path / 'toy')))
-    out = run([osp.join(osp.dirname(sys.executable), 'mim'), 'train', MIM_PACKAGE[THIS]['mmdet'],
-               config, '--gpus', '0', '--work-dir', str(tmp_path / 'work'),
-               '--cfg-options', *options])
+    options = det_smoke_options(
+        Config.fromfile(osp.join(REPO_ROOT, config)), make_toy_set(str(tmp_path / 'toy'))
+    )
+    out = run(
+        [
+            osp.join(osp.dirname(sys.executable), 'mim'),
+            'train',
+            MIM_PACKAGE[THIS]['mmdet'],
+            config,
+            '--gpus',
+            '0',
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--cfg-options',
+            *options,
+        ]
+    )
     assert 'mmdet/.mim/tools/train.py' in out
     with open(tmp_path / 'work' / 'last_checkpoint') as f:
         checkpoint = load_checkpoint(f.read().strip())
@@ -291,7 +360,7 @@ def test_no_checkpoint_patch_where_mmengine_loads_safely():
     """Where mmengine's loaders refuse arbitrary globals and read runner files (a
     local loader and a load_url with weights_only=True and mmengine's allow-list, as
     a fixed mmengine would have), importing the package leaves them as they are."""
-    result = python('''
+    result = python("""
         import numpy as np, torch
         import numpy._core.multiarray as multiarray  # numpy 2, and numpy 1.26's alias
         from mmengine.logging import HistoryBuffer
@@ -316,16 +385,18 @@ def test_no_checkpoint_patch_where_mmengine_loads_safely():
         assert mmengine_checkpoint.load_url is load_url
         print('PROBE', sorted(compat.stock_checkpoint_loading().items()))
         print('APPLIED', 'safe_checkpoint_loading' in compat.APPLIED)
-    ''')
+    """)
     assert 'APPLIED False' in result.stdout, result.stdout
-    assert ("PROBE [('local_any_global', 'refused'), ('local_runner_file', 'loaded'), "
-            "('url_any_global', 'refused')]") in result.stdout, result.stdout
+    assert (
+        "PROBE [('local_any_global', 'refused'), ('local_runner_file', 'loaded'), "
+        "('url_any_global', 'refused')]"
+    ) in result.stdout, result.stdout
 
 
 def test_mim_train_slurm_gets_no_unset_option_objects():
     """click 8.3.1-8.5.1 hand options left out as a ``Sentinel.UNSET`` object, and mim's
     slurm launch then fails on ``srun_args.split()``: the pinned click hands None."""
-    result = python('''
+    result = python("""
         import importlib, sys
         from click.testing import CliRunner
         importlib.import_module('mim.commands.train')
@@ -337,5 +408,5 @@ def test_mim_train_slurm_gets_no_unset_option_objects():
                                               '--partition', 'p'])
         assert out.exit_code == 0, out.output
         print('OPTIONS', sorted((k, type(v).__name__) for k, v in seen.items()))
-    ''')
+    """)
     assert "('srun_args', 'NoneType')" in result.stdout, result.stdout

@@ -9,44 +9,50 @@ onto the test evaluator: ``bbox``/``segm``/``proposal`` for mmdet's
 CocoMetric, ``mIoU``/``mDice``/``mFscore`` for mmseg's IoUMetric, ``mAP`` for
 mmpose's CocoMetric. Metrics are also written to the work dir as json.
 """
+
 import argparse
 from copy import deepcopy
 
 from mmengine.config import ConfigDict, DictAction
 
-from crossformer_mm.utils.cli import (add_common_args, apply_eval_metrics,
-                                      build_runner, load_config, parse_args,
-                                      predicts_masks, toolbox_of)
+from crossformer_mm.utils.cli import (
+    add_common_args,
+    apply_eval_metrics,
+    build_runner,
+    load_config,
+    parse_args,
+    predicts_masks,
+    toolbox_of,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description='Test (and evaluate) a detector / segmentor / pose model')
+        description='Test (and evaluate) a detector / segmentor / pose model'
+    )
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--eval',
         nargs='+',
         metavar='METRIC',
-        help='metrics to evaluate, e.g. "bbox segm" (mmdet), "mIoU" (mmseg), '
-        '"mAP" (mmpose)')
+        help='metrics to evaluate, e.g. "bbox segm" (mmdet), "mIoU" (mmseg), "mAP" (mmpose)',
+    )
     parser.add_argument(
         '--eval-options',
         nargs='+',
         action=DictAction,
-        help='extra evaluator arguments, e.g. classwise=True')
+        help='extra evaluator arguments, e.g. classwise=True',
+    )
     parser.add_argument(
         '--out',
         help='mmdet/mmpose: dump predictions to this .pkl file; mmseg: save '
-        'predicted masks into this directory')
-    parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
-    parser.add_argument(
-        '--show-dir', help='save images painted with predictions here')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--tta', action='store_true', help='test-time augmentation')
+        'predicted masks into this directory',
+    )
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='save images painted with predictions here')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
     add_common_args(parser)
     return parser
 
@@ -55,11 +61,11 @@ def enable_visualization(cfg, args: argparse.Namespace, scope: str) -> None:
     """Turn on the toolbox's visualization hook for --show / --show-dir."""
     hooks = cfg.default_hooks
     if 'visualization' not in hooks:
-        raise RuntimeError(
-            '--show/--show-dir need default_hooks.visualization in the config')
+        raise RuntimeError('--show/--show-dir need default_hooks.visualization in the config')
     hook = hooks.visualization
     if scope == 'mmdet':
         from mmdet.engine.hooks.utils import trigger_visualization_hook
+
         trigger_visualization_hook(cfg, args)
         return
     if scope == 'mmseg':
@@ -79,14 +85,15 @@ def enable_tta(cfg, scope: str) -> None:
         if predicts_masks(cfg):
             raise ValueError(
                 "--tta: mmdet's DetTTAModel merges boxes only, so it cannot "
-                'test a model with a mask head; drop --tta')
+                'test a model with a mask head; drop --tta'
+            )
         cfg.setdefault(
             'tta_model',
             dict(
                 type='DetTTAModel',
-                tta_cfg=dict(
-                    nms=dict(type='nms', iou_threshold=0.5),
-                    max_per_img=100)))
+                tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100),
+            ),
+        )
         if 'tta_pipeline' not in cfg:
             dataset = cfg.test_dataloader.dataset
             while 'dataset' in dataset:
@@ -94,20 +101,27 @@ def enable_tta(cfg, scope: str) -> None:
             pipeline = deepcopy(dataset.pipeline)
             pipeline[-1] = dict(
                 type='TestTimeAug',
-                transforms=[[
-                    dict(type='RandomFlip', prob=1.),
-                    dict(type='RandomFlip', prob=0.)
-                ], [
-                    dict(
-                        type='PackDetInputs',
-                        meta_keys=('img_id', 'img_path', 'ori_shape',
-                                   'img_shape', 'scale_factor', 'flip',
-                                   'flip_direction'))
-                ]])
+                transforms=[
+                    [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+                    [
+                        dict(
+                            type='PackDetInputs',
+                            meta_keys=(
+                                'img_id',
+                                'img_path',
+                                'ori_shape',
+                                'img_shape',
+                                'scale_factor',
+                                'flip',
+                                'flip_direction',
+                            ),
+                        )
+                    ],
+                ],
+            )
             cfg.tta_pipeline = pipeline
     elif 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        raise RuntimeError(
-            f'--tta needs tta_model and tta_pipeline in this {scope} config')
+        raise RuntimeError(f'--tta needs tta_model and tta_pipeline in this {scope} config')
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
@@ -121,8 +135,8 @@ def add_prediction_dump(cfg, out: str, scope: str) -> None:
     if not out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out {out}: the dump file must be a .pkl file')
     dump = dict(
-        type='mmdet.DumpDetResults' if scope == 'mmdet' else 'DumpResults',
-        out_file_path=out)
+        type='mmdet.DumpDetResults' if scope == 'mmdet' else 'DumpResults', out_file_path=out
+    )
     evaluators = cfg.test_evaluator
     if isinstance(evaluators, dict):
         evaluators = [evaluators]
@@ -135,6 +149,7 @@ def main() -> None:
     scope = toolbox_of(cfg)
     if scope == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
+
         setup_cache_size_limit_of_dynamo()
     cfg.load_from = args.checkpoint
     if args.eval:

@@ -14,7 +14,8 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 custom_imports = dict(  # registers CrossFormer and CrossFormerClsHead
-    imports=['crossformer_mm.classification'], allow_failed_imports=False)
+    imports=['crossformer_mm.classification'], allow_failed_imports=False
+)
 
 model = dict(
     type='ImageClassifier',
@@ -22,21 +23,25 @@ model = dict(
         type='CrossFormer',
         arch='small',
         drop_path_rate=0.2,
-        out_indices=(3, ),  # the last stage, (B, 8C, H/32, W/32)
-        init_cfg=None),
+        out_indices=(3,),  # the last stage, (B, 8C, H/32, W/32)
+        init_cfg=None,
+    ),
     neck=None,
     head=dict(
         type='CrossFormerClsHead',  # norm -> mean over tokens -> linear
         num_classes=1000,
         in_channels=768,
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        cal_acc=False),
+        cal_acc=False,
+    ),
     # Mixup 0.8 / CutMix 1.0, one of them per batch (switch prob 0.5, prob 1.0);
     # the label smoothing applies to the mixed targets, as timm's Mixup does
-    train_cfg=dict(augments=[
-        dict(type='Mixup', alpha=0.8),
-        dict(type='CutMix', alpha=1.0),
-    ]),
+    train_cfg=dict(
+        augments=[
+            dict(type='Mixup', alpha=0.8),
+            dict(type='CutMix', alpha=1.0),
+        ]
+    ),
 )
 
 train_dataloader = dict(batch_size=128, num_workers=8)
@@ -59,10 +64,22 @@ auto_scale_lr = dict(base_batch_size=512, enable=True)
 # 300 epochs that the warm-up overrides at first; here the cosine starts after
 # the warm-up (mmpretrain's Swin recipe), a difference of < 1.1% of the lr.
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=20,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=True, begin=20, end=300,
-         convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-3,
+        by_epoch=True,
+        begin=0,
+        end=20,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min_ratio=1e-2,
+        by_epoch=True,
+        begin=20,
+        end=300,
+        convert_to_iter_based=True,
+    ),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 val_cfg = dict()

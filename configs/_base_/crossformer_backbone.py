@@ -11,5 +11,5 @@ crossformer_backbone = dict(
     crs_interval=[8, 4, 2, 1],
     drop_path_rate=0.2,
     out_indices=(0, 1, 2, 3),
-    init_cfg=dict(
-        type='Pretrained', checkpoint='checkpoints/crossformer-s.pth'))
+    init_cfg=dict(type='Pretrained', checkpoint='checkpoints/crossformer-s.pth'),
+)

@@ -22,7 +22,9 @@ train_dataloader = dict(
         data_root=data_root,
         data_mode=data_mode,
         ann_file='annotations/person_keypoints_train2017.json',
-        data_prefix=dict(img='train2017/')))
+        data_prefix=dict(img='train2017/'),
+    ),
+)
 val_dataloader = dict(
     batch_size=1,
     num_workers=2,
@@ -35,7 +37,9 @@ val_dataloader = dict(
         data_mode=data_mode,
         ann_file='annotations/person_keypoints_val2017.json',
         data_prefix=dict(img='val2017/'),
-        test_mode=True))
+        test_mode=True,
+    ),
+)
 test_dataloader = val_dataloader
 
 # The original scores a person by the mean of its joint values (the decoder's
@@ -44,5 +48,6 @@ val_evaluator = dict(
     type='CocoMetric',
     ann_file=data_root + 'annotations/person_keypoints_val2017.json',
     score_mode='bbox',
-    nms_mode='none')
+    nms_mode='none',
+)
 test_evaluator = val_evaluator

@@ -29,7 +29,9 @@ train_dataloader = dict(
         data_root=data_root,
         data_mode=data_mode,
         ann_file='annotations/mmpose_crowdpose_trainval.json',
-        data_prefix=dict(img='images/')))
+        data_prefix=dict(img='images/'),
+    ),
+)
 val_dataloader = dict(
     batch_size=1,
     num_workers=2,
@@ -42,7 +44,9 @@ val_dataloader = dict(
         data_mode=data_mode,
         ann_file='annotations/mmpose_crowdpose_test.json',
         data_prefix=dict(img='images/'),
-        test_mode=True))
+        test_mode=True,
+    ),
+)
 test_dataloader = val_dataloader
 
 # CrowdPose has no person areas (use_area=False); the person score is the
@@ -54,5 +58,6 @@ val_evaluator = dict(
     use_area=False,
     prefix='crowdpose',
     score_mode='bbox',
-    nms_mode='none')
+    nms_mode='none',
+)
 test_evaluator = val_evaluator

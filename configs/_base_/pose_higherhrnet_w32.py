@@ -27,7 +27,8 @@ codec = dict(
     decode_nms_kernel=5,
     decode_max_num_people=30,
     decode_keypoint_thr=0.1,
-    decode_tag_thr=1.0)
+    decode_tag_thr=1.0,
+)
 
 model = dict(
     type='MultiScaleBottomupPoseEstimator',
@@ -35,7 +36,8 @@ model = dict(
         type='MultiScalePoseDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True),
+        bgr_to_rgb=True,
+    ),
     backbone=dict(
         type='HRNet',
         in_channels=3,
@@ -44,48 +46,55 @@ model = dict(
                 num_modules=1,
                 num_branches=1,
                 block='BOTTLENECK',
-                num_blocks=(4, ),
-                num_channels=(64, )),
+                num_blocks=(4,),
+                num_channels=(64,),
+            ),
             stage2=dict(
                 num_modules=1,
                 num_branches=2,
                 block='BASIC',
                 num_blocks=(4, 4),
-                num_channels=(32, 64)),
+                num_channels=(32, 64),
+            ),
             stage3=dict(
                 num_modules=4,
                 num_branches=3,
                 block='BASIC',
                 num_blocks=(4, 4, 4),
-                num_channels=(32, 64, 128)),
+                num_channels=(32, 64, 128),
+            ),
             stage4=dict(
                 num_modules=3,
                 num_branches=4,
                 block='BASIC',
                 num_blocks=(4, 4, 4, 4),
                 num_channels=(32, 64, 128, 256),
-                multiscale_output=False)),
+                multiscale_output=False,
+            ),
+        ),
         init_cfg=dict(
             type='Pretrained',
             checkpoint='https://download.openmmlab.com/mmpose/'
-            'pretrain_models/hrnet_w32-36af842e.pth')),
+            'pretrain_models/hrnet_w32-36af842e.pth',
+        ),
+    ),
     head=dict(
         type='AEHigherResolutionHead',
         in_channels=32,
         num_keypoints=17,  # the dataset's (set by the top config)
         tag_dim=1,
-        deconv_out_channels=(32, ),
-        deconv_kernel_sizes=(4, ),
+        deconv_out_channels=(32,),
+        deconv_kernel_sizes=(4,),
         num_basic_blocks=4,
-        cat_output=(True, ),
-        heatmap_loss=dict(
-            type='MultiResolutionHeatmapLoss', loss_factors=(1.0, 1.0)),
+        cat_output=(True,),
+        heatmap_loss=dict(type='MultiResolutionHeatmapLoss', loss_factors=(1.0, 1.0)),
         tag_loss=dict(
-            type='AssociativeEmbeddingPullPushLoss',
-            pull_loss_factor=1e-3,
-            push_loss_factor=1e-3),
-        decoder=codec),
-    test_cfg=dict(flip_test=True, multiscale_test=False))
+            type='AssociativeEmbeddingPullPushLoss', pull_loss_factor=1e-3, push_loss_factor=1e-3
+        ),
+        decoder=codec,
+    ),
+    test_cfg=dict(flip_test=True, multiscale_test=False),
+)
 
 # Uniform scale [0.75, 1.5] of the short side, rotation [-30, 30] degrees and
 # shift up to 0.2 of the image side, then a horizontal flip with p=0.5.
@@ -98,7 +107,8 @@ train_pipeline = [
         scale_type='short',
         rotate_factor=30,
         shift_factor=0.2,
-        distribution='uniform'),
+        distribution='uniform',
+    ),
     dict(type='RandomFlip', direction='horizontal', prob=0.5),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='BottomupGetHeatmapMaskWithCrowd'),
@@ -107,10 +117,6 @@ train_pipeline = [
 # Short side to input_size, long side rounded up to a multiple of 64.
 val_pipeline = [
     dict(type='LoadImage'),
-    dict(
-        type='ResizeAlignMultiScale',
-        input_size=input_size,
-        scale_factors=[1.0],
-        size_divisor=64),
+    dict(type='ResizeAlignMultiScale', input_size=input_size, scale_factors=[1.0], size_divisor=64),
     dict(type='PackMultiScalePoseInputs'),
 ]

@@ -16,7 +16,8 @@ train_pipeline = [
         scale_type='short',
         rotate_factor=30,
         shift_factor=0.2,
-        distribution='uniform'),
+        distribution='uniform',
+    ),
     dict(type='RandomFlip', direction='horizontal', prob=0.5),
     dict(type='GenerateTarget', encoder={{_base_.codec}}),
     dict(type='BottomupGetHeatmapMaskWithCrowd'),
@@ -24,10 +25,6 @@ train_pipeline = [
 ]
 val_pipeline = [
     dict(type='LoadImage'),
-    dict(
-        type='ResizeAlignMultiScale',
-        input_size=input_size,
-        scale_factors=[1.0],
-        size_divisor=64),
+    dict(type='ResizeAlignMultiScale', input_size=input_size, scale_factors=[1.0], size_divisor=64),
     dict(type='PackMultiScalePoseInputs'),
 ]

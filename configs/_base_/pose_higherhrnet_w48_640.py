@@ -7,8 +7,12 @@ model = dict(
         extra=dict(
             stage2=dict(num_channels=(48, 96)),
             stage3=dict(num_channels=(48, 96, 192)),
-            stage4=dict(num_channels=(48, 96, 192, 384))),
+            stage4=dict(num_channels=(48, 96, 192, 384)),
+        ),
         init_cfg=dict(
             checkpoint='https://download.openmmlab.com/mmpose/'
-            'pretrain_models/hrnet_w48-8ef0771d.pth')),
-    head=dict(in_channels=48, deconv_out_channels=(48, )))
+            'pretrain_models/hrnet_w48-8ef0771d.pth'
+        ),
+    ),
+    head=dict(in_channels=48, deconv_out_channels=(48,)),
+)

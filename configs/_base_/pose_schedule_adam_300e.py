@@ -8,16 +8,8 @@ train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=50)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1.5e-3))
 
 param_scheduler = [
-    dict(
-        type='LinearLR', begin=0, end=500, start_factor=0.001,
-        by_epoch=False),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=300,
-        milestones=[200, 260],
-        gamma=0.1,
-        by_epoch=True)
+    dict(type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False),
+    dict(type='MultiStepLR', begin=0, end=300, milestones=[200, 260], gamma=0.1, by_epoch=True),
 ]
 
 # `tools/train.py --auto-scale-lr` scales lr by (GPUs x batch_size) / 192.
@@ -26,6 +18,5 @@ auto_scale_lr = dict(base_batch_size=192)
 # save_best='auto' keeps the best of the metric's first value: the keypoint AP
 # ('coco/AP' or 'crowdpose/AP', whichever dataset the config evaluates).
 default_hooks = dict(
-    checkpoint=dict(
-        type='CheckpointHook', interval=50, save_best='auto',
-        rule='greater'))
+    checkpoint=dict(type='CheckpointHook', interval=50, save_best='auto', rule='greater')
+)

@@ -3,8 +3,9 @@
 # drop path 0.2, ImageNet checkpoint, shared with detection and pose) of every
 # CrossFormer segmentation config (mmseg 1.x bases, through crossformer_mm).
 _base_ = [
-    './mmseg/_base_/datasets/ade20k.py', './mmseg/_base_/default_runtime.py',
-    './crossformer_backbone.py'
+    './mmseg/_base_/datasets/ade20k.py',
+    './mmseg/_base_/default_runtime.py',
+    './crossformer_backbone.py',
 ]
 
 # Single-scale testing is mmseg's stock pipeline: resize into (2048, 512)
@@ -23,17 +24,15 @@ tta_pipeline = [
         type='TestTimeAug',
         transforms=[
             [
-                dict(
-                    type='Resize',
-                    scale=(int(2048 * r), int(512 * r)),
-                    keep_ratio=True) for r in img_ratios
+                dict(type='Resize', scale=(int(2048 * r), int(512 * r)), keep_ratio=True)
+                for r in img_ratios
             ],
             [
-                dict(type='RandomFlip', prob=0., direction='horizontal'),
-                dict(type='RandomFlip', prob=1., direction='horizontal')
+                dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+                dict(type='RandomFlip', prob=1.0, direction='horizontal'),
             ],
             [dict(type='LoadAnnotations')],
             [dict(type='PackSegInputs')],
-        ])
+        ],
+    ),
 ]
-

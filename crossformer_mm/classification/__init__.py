@@ -9,6 +9,7 @@ classification files (``crossformer-s.pth``, ...) load as they are through
 Classification configs import it with
 ``custom_imports=dict(imports=['crossformer_mm.classification'])``.
 """
+
 from .head import CrossFormerClsHead
 
 __all__ = ['CrossFormerClsHead']

@@ -1,9 +1,9 @@
 # Re-implements the classification head of CrossFormer (Wang et al., ICLR 2022 / TPAMI 2023,
 # https://github.com/cheerss/CrossFormer, Copyright (c) 2021 cheerss, MIT License).
 """The classification head of the original CrossFormer classifier."""
+
 from typing import List, Optional, Tuple, Union
 
-import torch
 from mmpretrain.models.heads import ClsHead
 from torch import Tensor, nn
 
@@ -26,13 +26,16 @@ class CrossFormerClsHead(ClsHead):
         **kwargs: ``loss``, ``topk``, ``cal_acc`` of mmpretrain's ``ClsHead``.
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 in_channels: int,
-                 init_cfg: Optional[Union[dict, List[dict]]] = (
-                     dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
-                     dict(type='Constant', layer='LayerNorm', val=1., bias=0.)),
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        init_cfg: Optional[Union[dict, List[dict]]] = (
+            dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.0),
+            dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0),
+        ),
+        **kwargs,
+    ) -> None:
         if isinstance(init_cfg, tuple):
             init_cfg = list(init_cfg)
         super().__init__(init_cfg=init_cfg, **kwargs)
@@ -50,7 +53,8 @@ class CrossFormerClsHead(ClsHead):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f'CrossFormerClsHead expects the last backbone stage as (B, {self.in_channels}, '
-                f'H, W), got {tuple(x.shape)}: set in_channels to 8 x embed_dims of the arch')
+                f'H, W), got {tuple(x.shape)}: set in_channels to 8 x embed_dims of the arch'
+            )
         tokens = x.flatten(2).transpose(1, 2)  # (B, H*W, C)
         return self.norm(tokens).mean(dim=1)
 

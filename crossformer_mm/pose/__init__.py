@@ -4,4 +4,5 @@ neck for pyramid backbones (importing registers them).
 
 Pose configs import it with ``custom_imports=dict(imports=['crossformer_mm.pose'])``.
 """
+
 from . import codec, data_preprocessor, estimator, head, loss, neck, transforms  # noqa: F401

@@ -2,6 +2,7 @@
 # HigherHRNet (Cheng et al., CVPR 2020, https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation,
 # Copyright (c) Microsoft, MIT License).
 """Two-resolution associative-embedding codec of HigherHRNet."""
+
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -13,8 +14,7 @@ from torch import Tensor
 from .grouping import HeatmapParser
 
 #: The grouping order of the original (head and torso first, then the limbs).
-COCO_KEYPOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15,
-                       16)
+COCO_KEYPOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
 #: The original groups every dataset in the first ``num_joints`` entries of
 #: its COCO order (``lib/core/group.py``: ``joint_order[i] for i in
 #: range(num_joints)``); for CrowdPose's 14 joints that is this permutation,
@@ -64,35 +64,37 @@ class HigherResolutionAssociativeEmbedding(BaseKeypointCodec):
     """
 
     auxiliary_encode_keys = {'input_size'}
-    field_mapping_table = dict(
-        heatmaps='heatmaps', heatmap_mask='heatmap_mask')
+    field_mapping_table = dict(heatmaps='heatmaps', heatmap_mask='heatmap_mask')
     label_mapping_table = dict(keypoint_indices='keypoint_indices')
 
-    def __init__(self,
-                 heatmap_strides: Sequence[int] = (4, 2),
-                 sigma: float = 2.,
-                 decode_keypoint_order: Sequence[int] = COCO_KEYPOINT_ORDER,
-                 decode_nms_kernel: int = 5,
-                 decode_max_num_people: int = 30,
-                 decode_keypoint_thr: float = 0.1,
-                 decode_tag_thr: float = 1.0,
-                 decode_adjust: bool = True,
-                 decode_refine: bool = True) -> None:
+    def __init__(
+        self,
+        heatmap_strides: Sequence[int] = (4, 2),
+        sigma: float = 2.0,
+        decode_keypoint_order: Sequence[int] = COCO_KEYPOINT_ORDER,
+        decode_nms_kernel: int = 5,
+        decode_max_num_people: int = 30,
+        decode_keypoint_thr: float = 0.1,
+        decode_tag_thr: float = 1.0,
+        decode_adjust: bool = True,
+        decode_refine: bool = True,
+    ) -> None:
         super().__init__()
         self.heatmap_strides = tuple(heatmap_strides)
         self.sigma = sigma
         size = 6 * sigma + 3
         grid = np.arange(0, size, 1, float)
         center = 3 * sigma + 1
-        self.gaussian = np.exp(-((grid[None, :] - center)**2 +
-                                 (grid[:, None] - center)**2) /
-                               (2 * sigma**2))
+        self.gaussian = np.exp(
+            -((grid[None, :] - center) ** 2 + (grid[:, None] - center) ** 2) / (2 * sigma**2)
+        )
         self.parser = HeatmapParser(
             keypoint_order=decode_keypoint_order,
             nms_kernel=decode_nms_kernel,
             max_num_people=decode_max_num_people,
             detection_threshold=decode_keypoint_thr,
-            tag_threshold=decode_tag_thr)
+            tag_threshold=decode_tag_thr,
+        )
         self.decode_adjust = decode_adjust
         self.decode_refine = decode_refine
 
@@ -103,14 +105,16 @@ class HigherResolutionAssociativeEmbedding(BaseKeypointCodec):
                 raise ValueError(
                     f'input size {tuple(input_size)} is not divisible by the '
                     f'heatmap stride {stride}; use a multiple of '
-                    f'{max(self.heatmap_strides)}')
-        return [(input_size[0] // s, input_size[1] // s)
-                for s in self.heatmap_strides]
+                    f'{max(self.heatmap_strides)}'
+                )
+        return [(input_size[0] // s, input_size[1] // s) for s in self.heatmap_strides]
 
-    def encode(self,
-               keypoints: np.ndarray,
-               keypoints_visible: Optional[np.ndarray] = None,
-               input_size: Optional[Tuple[int, int]] = None) -> dict:
+    def encode(
+        self,
+        keypoints: np.ndarray,
+        keypoints_visible: Optional[np.ndarray] = None,
+        input_size: Optional[Tuple[int, int]] = None,
+    ) -> dict:
         """Heatmaps at every stride and the stride-4 tag indices.
 
         Args:
@@ -125,7 +129,8 @@ class HigherResolutionAssociativeEmbedding(BaseKeypointCodec):
             raise ValueError(
                 f'{type(self).__name__} needs results["input_size"]: put '
                 'BottomupRandomAffine (or another transform that sets it) '
-                'before GenerateTarget in the pipeline')
+                'before GenerateTarget in the pipeline'
+            )
         if keypoints_visible is None:
             keypoints_visible = np.ones(keypoints.shape[:2], dtype=np.float32)
         sizes = self.heatmap_sizes(input_size)
@@ -134,12 +139,13 @@ class HigherResolutionAssociativeEmbedding(BaseKeypointCodec):
             for s, size in zip(self.heatmap_strides, sizes)
         ]
         keypoint_indices = self._tag_indices(
-            keypoints / self.heatmap_strides[0], keypoints_visible, sizes[0])
+            keypoints / self.heatmap_strides[0], keypoints_visible, sizes[0]
+        )
         return dict(heatmaps=heatmaps, keypoint_indices=keypoint_indices)
 
-    def _gaussian_heatmaps(self, keypoints: np.ndarray,
-                           keypoints_visible: np.ndarray,
-                           size: Tuple[int, int]) -> np.ndarray:
+    def _gaussian_heatmaps(
+        self, keypoints: np.ndarray, keypoints_visible: np.ndarray, size: Tuple[int, int]
+    ) -> np.ndarray:
         """(K, H, W) max-combined Gaussians of keypoints in map pixels."""
         width, height = size
         num_keypoints = keypoints.shape[1]
@@ -156,20 +162,20 @@ class HigherResolutionAssociativeEmbedding(BaseKeypointCodec):
             hx0, hx1 = max(0, x0), min(x1, width)
             hy0, hy1 = max(0, y0), min(y1, height)
             heatmaps[k, hy0:hy1, hx0:hx1] = np.maximum(
-                heatmaps[k, hy0:hy1, hx0:hx1], self.gaussian[gy0:gy1,
-                                                             gx0:gx1])
+                heatmaps[k, hy0:hy1, hx0:hx1], self.gaussian[gy0:gy1, gx0:gx1]
+            )
         return heatmaps
 
     @staticmethod
-    def _tag_indices(keypoints: np.ndarray, keypoints_visible: np.ndarray,
-                     size: Tuple[int, int]) -> np.ndarray:
+    def _tag_indices(
+        keypoints: np.ndarray, keypoints_visible: np.ndarray, size: Tuple[int, int]
+    ) -> np.ndarray:
         """(N, K, 2) int64 ``[y * W + x, valid]`` of keypoints in map
         pixels."""
         width, height = size
         xy = np.trunc(keypoints).astype(np.int64)
         x, y = xy[..., 0], xy[..., 1]
-        valid = ((keypoints_visible > 0) & (x >= 0) & (y >= 0) & (x < width)
-                 & (y < height))
+        valid = (keypoints_visible > 0) & (x >= 0) & (y >= 0) & (x < width) & (y < height)
         indices = np.where(valid, y * width + x, 0)
         return np.stack([indices, valid.astype(np.int64)], axis=-1)
 
@@ -179,12 +185,11 @@ class HigherResolutionAssociativeEmbedding(BaseKeypointCodec):
         scores (P,)."""
         heatmaps, tags = encoded
         keypoints, scores, person_scores = self.batch_decode(
-            torch.as_tensor(heatmaps)[None],
-            torch.as_tensor(tags)[None])
+            torch.as_tensor(heatmaps)[None], torch.as_tensor(tags)[None]
+        )
         return keypoints[0], scores[0], person_scores[0]
 
-    def batch_decode(self, batch_heatmaps: Tensor,
-                     batch_tags: Tensor) -> Tuple[list, list, list]:
+    def batch_decode(self, batch_heatmaps: Tensor, batch_tags: Tensor) -> Tuple[list, list, list]:
         """Group a batch of aggregated maps.
 
         Args:
@@ -198,7 +203,8 @@ class HigherResolutionAssociativeEmbedding(BaseKeypointCodec):
         keypoints, scores, person_scores = [], [], []
         for heatmaps, tags in zip(batch_heatmaps, batch_tags):
             grouped, instance_scores = self.parser.parse(
-                heatmaps, tags, self.decode_adjust, self.decode_refine)
+                heatmaps, tags, self.decode_adjust, self.decode_refine
+            )
             keypoints.append(grouped[..., :2])
             scores.append(grouped[..., 2])
             person_scores.append(instance_scores)

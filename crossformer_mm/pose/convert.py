@@ -12,6 +12,7 @@ The COCO files (17 joints: ``final_layers.0`` has 34 outputs, ``final_layers.1``
 :func:`head_layout` tells them apart. Command line:
 ``tools/convert/higherhrnet_official_to_mmpose.py``.
 """
+
 from collections import OrderedDict
 from typing import Any, Dict, Mapping, Tuple
 
@@ -22,8 +23,7 @@ from ..utils.checkpoint import strip_prefix, unwrap_state_dict
 HEAD_PREFIXES = ('final_layers.', 'deconv_layers.')
 #: The key prefix of the fp16 wrapper ``nn.Sequential(tofp16(), model)``.
 FP16_WRAPPER_PREFIX = '1.'
-REQUIRED_KEYS = ('conv1.weight', 'final_layers.0.weight',
-                 'deconv_layers.0.0.0.weight')
+REQUIRED_KEYS = ('conv1.weight', 'final_layers.0.weight', 'deconv_layers.0.0.0.weight')
 
 
 def original_state_dict(checkpoint: Any) -> Dict[str, torch.Tensor]:
@@ -35,14 +35,14 @@ def original_state_dict(checkpoint: Any) -> Dict[str, torch.Tensor]:
         KeyError: not an original HigherHRNet state dict.
     """
     state_dict = unwrap_state_dict(checkpoint)
-    if state_dict and all(k.startswith(FP16_WRAPPER_PREFIX)
-                          for k in state_dict):
+    if state_dict and all(k.startswith(FP16_WRAPPER_PREFIX) for k in state_dict):
         state_dict = strip_prefix(state_dict, FP16_WRAPPER_PREFIX)
     missing = [k for k in REQUIRED_KEYS if k not in state_dict]
     if missing:
         raise KeyError(
             f'not an original HigherHRNet state dict: keys {missing} are '
-            f'missing (first keys: {list(state_dict)[:5]})')
+            f'missing (first keys: {list(state_dict)[:5]})'
+        )
     return state_dict
 
 
@@ -69,10 +69,16 @@ def convert_state_dict(checkpoint: Mapping) -> 'OrderedDict[str, torch.Tensor]':
 #: The datasets of the released models by their number of joints, with the
 #: mmpose dataset meta file and this package's configs for them.
 DATASETS = {
-    17: dict(name='coco', metainfo='configs/_base_/datasets/coco.py',
-             configs='configs/higherhrnet_w{32,48}_coco_*.py'),
-    14: dict(name='crowdpose', metainfo='configs/_base_/datasets/crowdpose.py',
-             configs='configs/higherhrnet_w{32,48}_crowdpose_*.py'),
+    17: dict(
+        name='coco',
+        metainfo='configs/_base_/datasets/coco.py',
+        configs='configs/higherhrnet_w{32,48}_coco_*.py',
+    ),
+    14: dict(
+        name='crowdpose',
+        metainfo='configs/_base_/datasets/crowdpose.py',
+        configs='configs/higherhrnet_w{32,48}_crowdpose_*.py',
+    ),
 }
 
 
@@ -83,8 +89,11 @@ def head_layout(state_dict: Mapping[str, torch.Tensor]) -> Tuple[int, int]:
     layer K heatmaps (COCO: 34 and 17 -> (17, 1); CrowdPose: 28 and 14 ->
     (14, 1))."""
     prefix = 'head.' if 'head.final_layers.0.weight' in state_dict else ''
-    finals = sorted(int(k.split('.')[-2]) for k in state_dict
-                    if k.startswith(f'{prefix}final_layers.') and k.endswith('.weight'))
+    finals = sorted(
+        int(k.split('.')[-2])
+        for k in state_dict
+        if k.startswith(f'{prefix}final_layers.') and k.endswith('.weight')
+    )
     if not finals:
         raise KeyError('no final_layers.*.weight: not a HigherHRNet state dict')
     first = state_dict[f'{prefix}final_layers.0.weight'].shape[0]
@@ -92,7 +101,8 @@ def head_layout(state_dict: Mapping[str, torch.Tensor]) -> Tuple[int, int]:
     if len(finals) < 2 or first % num_keypoints or first == num_keypoints:
         raise ValueError(
             f'final_layers.0 has {first} outputs and final_layers.{finals[-1]} '
-            f'{num_keypoints}: expected K heatmaps + K * L tags and K heatmaps')
+            f'{num_keypoints}: expected K heatmaps + K * L tags and K heatmaps'
+        )
     return num_keypoints, first // num_keypoints - 1
 
 
@@ -102,11 +112,14 @@ def dataset_meta_for(num_keypoints: int) -> dict:
     14), for the checkpoint meta that ``MMPoseInferencer`` and ``init_model``
     read."""
     if num_keypoints not in DATASETS:
-        raise ValueError(f'no released HigherHRNet has {num_keypoints} joints; '
-                         f'known: {sorted(DATASETS)} ({[d["name"] for d in DATASETS.values()]})')
+        raise ValueError(
+            f'no released HigherHRNet has {num_keypoints} joints; '
+            f'known: {sorted(DATASETS)} ({[d["name"] for d in DATASETS.values()]})'
+        )
     import warnings
 
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
+
     with warnings.catch_warnings():  # "resolved to mmpose's .mim/configs"
         warnings.simplefilter('ignore', UserWarning)
         return parse_pose_metainfo(dict(from_file=DATASETS[num_keypoints]['metainfo']))

@@ -1,4 +1,5 @@
 """Data preprocessor that batches image pyramids for multi-scale testing."""
+
 from mmengine.registry import MODELS
 from mmpose.models.data_preprocessors import PoseDataPreprocessor
 
@@ -23,12 +24,11 @@ class MultiScalePoseDataPreprocessor(PoseDataPreprocessor):
             return super().forward(data, training)
         batch_size = len(inputs[0])
         if any(len(scale) != batch_size for scale in inputs):
-            raise ValueError('every sample of a multi-scale batch needs the '
-                             'same number of scales')
+            raise ValueError('every sample of a multi-scale batch needs the same number of scales')
         scaled = []
         for scale_inputs in reversed(inputs):
             out = super().forward(
-                dict(inputs=list(scale_inputs),
-                     data_samples=data['data_samples']), training)
+                dict(inputs=list(scale_inputs), data_samples=data['data_samples']), training
+            )
             scaled.insert(0, out['inputs'])
         return dict(inputs=scaled, data_samples=out['data_samples'])

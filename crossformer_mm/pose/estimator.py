@@ -1,4 +1,5 @@
 """Bottom-up pose estimator whose multi-scale test receives the pyramid."""
+
 from typing import List, Union
 
 from mmengine.registry import MODELS
@@ -19,12 +20,17 @@ class MultiScaleBottomupPoseEstimator(BottomupPoseEstimator):
     pyramid goes to ``predict`` unstacked; everything else is the parent's.
     """
 
-    def forward(self,
-                inputs: Union[Tensor, List[Tensor]],
-                data_samples: OptSampleList = None,
-                mode: str = 'tensor') -> ForwardResults:
-        if mode == 'predict' and isinstance(inputs, list) \
-                and self.test_cfg.get('multiscale_test', False):
+    def forward(
+        self,
+        inputs: Union[Tensor, List[Tensor]],
+        data_samples: OptSampleList = None,
+        mode: str = 'tensor',
+    ) -> ForwardResults:
+        if (
+            mode == 'predict'
+            and isinstance(inputs, list)
+            and self.test_cfg.get('multiscale_test', False)
+        ):
             if self.metainfo is not None:
                 for data_sample in data_samples:
                     data_sample.set_metainfo(self.metainfo)

@@ -18,6 +18,7 @@ vectorised with NumPy; the element-wise arithmetic, dtypes and tie-breaking
 Shapes: K joints, H x W maps, L tag dimensions (2 with flip test),
 M = ``max_num_people`` candidates per joint, P grouped people.
 """
+
 from typing import Sequence, Tuple
 
 import numpy as np
@@ -46,12 +47,11 @@ def heatmap_nms(heatmaps: Tensor, kernel: int) -> Tensor:
     padded = F.pad(heatmaps, (radius, radius, 0, 0), value=float('-inf'))
     row_max = padded[..., :width]
     for shift in range(1, kernel):
-        row_max = torch.maximum(row_max, padded[..., shift:shift + width])
+        row_max = torch.maximum(row_max, padded[..., shift : shift + width])
     padded = F.pad(row_max, (0, 0, radius, radius), value=float('-inf'))
     window_max = padded[..., :height, :]
     for shift in range(1, kernel):
-        window_max = torch.maximum(window_max,
-                                   padded[..., shift:shift + height, :])
+        window_max = torch.maximum(window_max, padded[..., shift : shift + height, :])
     return heatmaps * torch.eq(window_max, heatmaps).float()
 
 
@@ -87,20 +87,23 @@ class HeatmapParser:
             groups exist. Defaults to False (the original's setting).
     """
 
-    def __init__(self,
-                 keypoint_order: Sequence[int],
-                 nms_kernel: int = 5,
-                 max_num_people: int = 30,
-                 detection_threshold: float = 0.1,
-                 tag_threshold: float = 1.0,
-                 use_detection_val: bool = True,
-                 ignore_too_much: bool = False) -> None:
+    def __init__(
+        self,
+        keypoint_order: Sequence[int],
+        nms_kernel: int = 5,
+        max_num_people: int = 30,
+        detection_threshold: float = 0.1,
+        tag_threshold: float = 1.0,
+        use_detection_val: bool = True,
+        ignore_too_much: bool = False,
+    ) -> None:
         if nms_kernel % 2 != 1:
             raise ValueError(f'nms_kernel must be odd, got {nms_kernel}')
         self.keypoint_order = list(keypoint_order)
         if sorted(self.keypoint_order) != list(range(len(keypoint_order))):
-            raise ValueError('keypoint_order must be a permutation of '
-                             f'0..K-1, got {self.keypoint_order}')
+            raise ValueError(
+                f'keypoint_order must be a permutation of 0..K-1, got {self.keypoint_order}'
+            )
         self.nms_kernel = nms_kernel
         self.max_num_people = max_num_people
         self.detection_threshold = detection_threshold
@@ -108,8 +111,7 @@ class HeatmapParser:
         self.use_detection_val = use_detection_val
         self.ignore_too_much = ignore_too_much
 
-    def top_k(self, heatmaps: Tensor,
-              tags: Tensor) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def top_k(self, heatmaps: Tensor, tags: Tensor) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``max_num_people`` strongest NMS peaks of every joint.
 
         Args:
@@ -123,22 +125,18 @@ class HeatmapParser:
         peaks = heatmap_nms(heatmaps[None], self.nms_kernel)[0]
         return self.top_k_peaks(peaks, tags)
 
-    def top_k_peaks(self, peaks: Tensor, tags: Tensor
-                    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def top_k_peaks(self, peaks: Tensor, tags: Tensor) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`top_k` of heatmaps that already went through NMS."""
         num_joints, height, width = peaks.shape
-        vals, inds = peaks.view(1, num_joints, -1).topk(
-            self.max_num_people, dim=2)
+        vals, inds = peaks.view(1, num_joints, -1).topk(self.max_num_people, dim=2)
         flat_tags = tags[None].reshape(1, num_joints, height * width, -1)
-        topk_tags = torch.stack([
-            torch.gather(flat_tags[..., i], 2, inds)
-            for i in range(flat_tags.shape[3])
-        ], dim=3)
+        topk_tags = torch.stack(
+            [torch.gather(flat_tags[..., i], 2, inds) for i in range(flat_tags.shape[3])], dim=3
+        )
         locs = torch.stack((inds % width, inds // width), dim=3)
         return vals[0].numpy(), locs[0].numpy(), topk_tags[0].numpy()
 
-    def match(self, vals: np.ndarray, locs: np.ndarray,
-              tags: np.ndarray) -> np.ndarray:
+    def match(self, vals: np.ndarray, locs: np.ndarray, tags: np.ndarray) -> np.ndarray:
         """Group the candidates joint by joint (the original
         ``match_by_tag``, including its tag-keyed group dictionary).
 
@@ -156,13 +154,13 @@ class HeatmapParser:
             raise ValueError(
                 f'the maps have {num_joints} joints but keypoint_order has '
                 f'{len(self.keypoint_order)}; set decode_keypoint_order for '
-                'this dataset')
+                'this dataset'
+            )
         default = np.zeros((num_joints, 3 + tags.shape[2]))
         joint_dict = {}
         tag_dict = {}
         for i, idx in enumerate(self.keypoint_order):
-            joints = np.concatenate(
-                (locs[idx], vals[idx, :, None], tags[idx]), 1)
+            joints = np.concatenate((locs[idx], vals[idx, :, None], tags[idx]), 1)
             keep = joints[:, 2] > self.detection_threshold
             joint_tags = tags[idx][keep]
             joints = joints[keep]
@@ -176,10 +174,9 @@ class HeatmapParser:
                     tag_dict[key] = [tag]
                 continue
 
-            grouped_keys = list(joint_dict.keys())[:self.max_num_people]
+            grouped_keys = list(joint_dict.keys())[: self.max_num_people]
             grouped_tags = [np.mean(tag_dict[k], axis=0) for k in grouped_keys]
-            if (self.ignore_too_much
-                    and len(grouped_keys) == self.max_num_people):
+            if self.ignore_too_much and len(grouped_keys) == self.max_num_people:
                 continue
 
             diff = joints[:, None, 3:] - np.array(grouped_tags)[None, :, :]
@@ -190,30 +187,27 @@ class HeatmapParser:
             num_added, num_grouped = dist.shape
             if num_added > num_grouped:
                 costs = np.concatenate(
-                    (costs, np.zeros((num_added, num_added - num_grouped)) +
-                     1e10),
-                    axis=1)
+                    (costs, np.zeros((num_added, num_added - num_grouped)) + 1e10), axis=1
+                )
 
             for row, col in hungarian_match(costs):
-                if (row < num_added and col < num_grouped
-                        and dist[row][col] < self.tag_threshold):
+                if row < num_added and col < num_grouped and dist[row][col] < self.tag_threshold:
                     key = grouped_keys[col]
                     joint_dict[key][idx] = joints[row]
                     tag_dict[key].append(joint_tags[row])
                 else:
                     key = joint_tags[row][0]
-                    joint_dict.setdefault(key, np.copy(default))[idx] = \
-                        joints[row]
+                    joint_dict.setdefault(key, np.copy(default))[idx] = joints[row]
                     tag_dict[key] = [joint_tags[row]]
 
         if not joint_dict:
-            return np.zeros((0, num_joints, 3 + tags.shape[2]),
-                            dtype=np.float32)
+            return np.zeros((0, num_joints, 3 + tags.shape[2]), dtype=np.float32)
         return np.array([joint_dict[k] for k in joint_dict]).astype(np.float32)
 
     @staticmethod
-    def _quarter_offsets(heatmaps: np.ndarray, joint_ids: np.ndarray,
-                         xs: np.ndarray, ys: np.ndarray) -> Tuple:
+    def _quarter_offsets(
+        heatmaps: np.ndarray, joint_ids: np.ndarray, xs: np.ndarray, ys: np.ndarray
+    ) -> Tuple:
         """+-0.25 toward the larger horizontal / vertical neighbour (ties and
         smaller -> -0.25) at integer positions, border-clamped."""
         _, height, width = heatmaps.shape
@@ -221,8 +215,7 @@ class HeatmapParser:
         left = heatmaps[joint_ids, ys, np.maximum(xs - 1, 0)]
         down = heatmaps[joint_ids, np.minimum(ys + 1, height - 1), xs]
         up = heatmaps[joint_ids, np.maximum(ys - 1, 0), xs]
-        return (np.where(right > left, 0.25, -0.25),
-                np.where(down > up, 0.25, -0.25))
+        return (np.where(right > left, 0.25, -0.25), np.where(down > up, 0.25, -0.25))
 
     def adjust(self, grouped: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
         """Sub-pixel shift of every detected joint (in place).
@@ -238,14 +231,12 @@ class HeatmapParser:
         people, joint_ids = np.nonzero(grouped[..., 2] > 0)
         xs = grouped[people, joint_ids, 0]
         ys = grouped[people, joint_ids, 1]
-        dx, dy = self._quarter_offsets(heatmaps, joint_ids, xs.astype(int),
-                                       ys.astype(int))
+        dx, dy = self._quarter_offsets(heatmaps, joint_ids, xs.astype(int), ys.astype(int))
         grouped[people, joint_ids, 0] = xs + dx + 0.5
         grouped[people, joint_ids, 1] = ys + dy + 0.5
         return grouped
 
-    def refine(self, person: np.ndarray, heatmaps: np.ndarray,
-               tags: np.ndarray) -> np.ndarray:
+    def refine(self, person: np.ndarray, heatmaps: np.ndarray, tags: np.ndarray) -> np.ndarray:
         """Fill the missing joints of one person (in place).
 
         A missing joint goes to the argmax of ``heatmap - round(||tag -
@@ -267,8 +258,7 @@ class HeatmapParser:
         if missing.size == 0:
             return person
         num_joints, height, width = heatmaps.shape
-        dist = ((tags[missing] - mean_tag[None, None, None, :])**2).sum(
-            axis=3)**0.5
+        dist = ((tags[missing] - mean_tag[None, None, None, :]) ** 2).sum(axis=3) ** 0.5
         scores = heatmaps[missing] - np.round(dist)
         flat = np.argmax(scores.reshape(len(missing), -1), axis=1)
         ys, xs = np.unravel_index(flat, (height, width))
@@ -280,11 +270,9 @@ class HeatmapParser:
         person[missing[fill], 2] = vals[fill]
         return person
 
-    def parse(self,
-              heatmaps: Tensor,
-              tags: Tensor,
-              adjust: bool = True,
-              refine: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    def parse(
+        self, heatmaps: Tensor, tags: Tensor, adjust: bool = True, refine: bool = True
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Group one image's maps into people.
 
         Args:
@@ -298,11 +286,12 @@ class HeatmapParser:
             in heatmap pixels, and person scores (P,) float32: the mean of
             the K values before refinement.
         """
-        if heatmaps.dim() != 3 or tags.dim() != 4 \
-                or tags.shape[:3] != heatmaps.shape:
-            raise ValueError('expected heatmaps (K, H, W) and tags '
-                             f'(K, H, W, L), got {tuple(heatmaps.shape)} and '
-                             f'{tuple(tags.shape)}')
+        if heatmaps.dim() != 3 or tags.dim() != 4 or tags.shape[:3] != heatmaps.shape:
+            raise ValueError(
+                'expected heatmaps (K, H, W) and tags '
+                f'(K, H, W, L), got {tuple(heatmaps.shape)} and '
+                f'{tuple(tags.shape)}'
+            )
         heatmaps = heatmaps.detach().float().cpu()
         tags = tags.detach().float().cpu()
         grouped = self.match(*self.top_k(heatmaps, tags))

@@ -7,6 +7,7 @@ the original computes them (one Python iteration per person and joint): the
 reference that the vectorised :class:`~crossformer_mm.pose.grouping.HeatmapParser`
 is checked against (tests) and timed against (``tools/analysis/benchmark_decode.py``).
 """
+
 from typing import Tuple
 
 import numpy as np
@@ -25,13 +26,11 @@ def loop_adjust(grouped: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
                 x, y = joint[0:2]
                 xx, yy = int(x), int(y)
                 tmp = heatmaps[joint_id]
-                if tmp[yy, min(xx + 1, tmp.shape[1] - 1)] > tmp[yy,
-                                                               max(xx - 1, 0)]:
+                if tmp[yy, min(xx + 1, tmp.shape[1] - 1)] > tmp[yy, max(xx - 1, 0)]:
                     x += 0.25
                 else:
                     x -= 0.25
-                if tmp[min(yy + 1, tmp.shape[0] - 1), xx] > tmp[max(0, yy - 1),
-                                                               xx]:
+                if tmp[min(yy + 1, tmp.shape[0] - 1), xx] > tmp[max(0, yy - 1), xx]:
                     y += 0.25
                 else:
                     y -= 0.25
@@ -39,8 +38,7 @@ def loop_adjust(grouped: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
     return grouped
 
 
-def loop_refine(heatmaps: np.ndarray, tags: np.ndarray,
-                keypoints: np.ndarray) -> np.ndarray:
+def loop_refine(heatmaps: np.ndarray, tags: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """The original ``refine`` of one person: one iteration per joint."""
     detected_tags = []
     for i in range(keypoints.shape[0]):
@@ -51,8 +49,7 @@ def loop_refine(heatmaps: np.ndarray, tags: np.ndarray,
     found = []
     for i in range(keypoints.shape[0]):
         tmp = heatmaps[i, :, :]
-        tt = (((tags[i, :, :] - prev_tag[None, None, :])**2).sum(axis=2)**
-              0.5)
+        tt = ((tags[i, :, :] - prev_tag[None, None, :]) ** 2).sum(axis=2) ** 0.5
         tmp2 = tmp - np.round(tt)
         y, x = np.unravel_index(np.argmax(tmp2), tmp.shape)
         xx, yy = x, y
@@ -76,8 +73,9 @@ def loop_refine(heatmaps: np.ndarray, tags: np.ndarray,
     return keypoints
 
 
-def loop_parse(parser: HeatmapParser, heatmaps: torch.Tensor,
-               tags: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
+def loop_parse(
+    parser: HeatmapParser, heatmaps: torch.Tensor, tags: torch.Tensor
+) -> Tuple[np.ndarray, np.ndarray]:
     """``HeatmapParser.parse`` as the original computes it: NMS with a 2D
     max-pool, loop ``adjust`` and ``refine``."""
     kernel = parser.nms_kernel
@@ -92,16 +90,19 @@ def loop_parse(parser: HeatmapParser, heatmaps: torch.Tensor,
     return grouped, scores
 
 
-def remove_joints(heatmaps: np.ndarray, gt_xy: np.ndarray, per_person: int,
-                  radius: int = 8) -> np.ndarray:
+def remove_joints(
+    heatmaps: np.ndarray, gt_xy: np.ndarray, per_person: int, radius: int = 8
+) -> np.ndarray:
     """Zero the heatmap around the first ``per_person`` joints (in grouping
     order) of every person, so that grouping misses them."""
     heatmaps = heatmaps.copy()
     height, width = heatmaps.shape[1:]
     for person in gt_xy:
-        for joint in COCO_KEYPOINT_ORDER[1:per_person + 1]:
+        for joint in COCO_KEYPOINT_ORDER[1 : per_person + 1]:
             x, y = np.round(person[joint]).astype(int)
-            heatmaps[joint,
-                     max(0, y - radius):min(height, y + radius + 1),
-                     max(0, x - radius):min(width, x + radius + 1)] = 0
+            heatmaps[
+                joint,
+                max(0, y - radius) : min(height, y + radius + 1),
+                max(0, x - radius) : min(width, x + radius + 1),
+            ] = 0
     return heatmaps

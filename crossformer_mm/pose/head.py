@@ -2,6 +2,7 @@
 # aggregation (lib/core/inference.py) of HigherHRNet (Cheng et al., CVPR 2020,
 # https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation, Copyright (c) Microsoft, MIT License).
 """The higher-resolution associative-embedding head of HigherHRNet."""
+
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -14,8 +15,7 @@ from mmengine.structures import InstanceData, PixelData
 from mmpose.models.backbones.resnet import BasicBlock
 from mmpose.models.heads.base_head import BaseHead
 from mmpose.registry import KEYPOINT_CODECS
-from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
-                                 OptSampleList, Predictions)
+from mmpose.utils.typing import ConfigType, Features, OptConfigType, OptSampleList, Predictions
 from torch import Tensor
 
 # ConvTranspose2d padding / output padding that double the size exactly.
@@ -74,43 +74,37 @@ class AEHigherResolutionHead(BaseHead):
             N(0, 0.001) convolutions and unit BN.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 num_keypoints: int = 17,
-                 tag_dim: int = 1,
-                 deconv_out_channels: Sequence[int] = (32, ),
-                 deconv_kernel_sizes: Sequence[int] = (4, ),
-                 num_basic_blocks: int = 4,
-                 cat_output: Sequence[bool] = (True, ),
-                 final_conv_kernel: int = 1,
-                 norm_cfg: ConfigType = dict(type='BN'),
-                 heatmap_loss: ConfigType = dict(
-                     type='MultiResolutionHeatmapLoss',
-                     loss_factors=(1.0, 1.0)),
-                 tag_loss: ConfigType = dict(
-                     type='AssociativeEmbeddingPullPushLoss'),
-                 decoder: OptConfigType = None,
-                 init_cfg: OptConfigType = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_keypoints: int = 17,
+        tag_dim: int = 1,
+        deconv_out_channels: Sequence[int] = (32,),
+        deconv_kernel_sizes: Sequence[int] = (4,),
+        num_basic_blocks: int = 4,
+        cat_output: Sequence[bool] = (True,),
+        final_conv_kernel: int = 1,
+        norm_cfg: ConfigType = dict(type='BN'),
+        heatmap_loss: ConfigType = dict(type='MultiResolutionHeatmapLoss', loss_factors=(1.0, 1.0)),
+        tag_loss: ConfigType = dict(type='AssociativeEmbeddingPullPushLoss'),
+        decoder: OptConfigType = None,
+        init_cfg: OptConfigType = None,
+    ) -> None:
         if init_cfg is None:
             init_cfg = [
-                dict(
-                    type='Normal',
-                    layer=['Conv2d', 'ConvTranspose2d'],
-                    std=0.001,
-                    bias=0),
-                dict(type='Constant', layer='BatchNorm2d', val=1, bias=0)
+                dict(type='Normal', layer=['Conv2d', 'ConvTranspose2d'], std=0.001, bias=0),
+                dict(type='Constant', layer='BatchNorm2d', val=1, bias=0),
             ]
         super().__init__(init_cfg=init_cfg)
-        if not len(deconv_out_channels) == len(deconv_kernel_sizes) == len(
-                cat_output):
+        if not len(deconv_out_channels) == len(deconv_kernel_sizes) == len(cat_output):
             raise ValueError(
                 'deconv_out_channels, deconv_kernel_sizes and cat_output '
                 'need one entry per deconv stage, got '
                 f'{len(deconv_out_channels)}, {len(deconv_kernel_sizes)} and '
-                f'{len(cat_output)}')
+                f'{len(cat_output)}'
+            )
         if final_conv_kernel not in (1, 3):
-            raise ValueError(
-                f'final_conv_kernel must be 1 or 3, got {final_conv_kernel}')
+            raise ValueError(f'final_conv_kernel must be 1 or 3, got {final_conv_kernel}')
         self.in_channels = in_channels
         self.num_keypoints = num_keypoints
         self.tag_dim = tag_dim
@@ -119,20 +113,18 @@ class AEHigherResolutionHead(BaseHead):
         out_channels = [num_keypoints * (1 + tag_dim)]
         out_channels += [num_keypoints] * len(deconv_out_channels)
         feat_channels = [in_channels, *deconv_out_channels]
-        self.final_layers = nn.ModuleList([
-            nn.Conv2d(
-                c_in,
-                c_out,
-                kernel_size=final_conv_kernel,
-                padding=final_conv_kernel // 2)
-            for c_in, c_out in zip(feat_channels, out_channels)
-        ])
+        self.final_layers = nn.ModuleList(
+            [
+                nn.Conv2d(
+                    c_in, c_out, kernel_size=final_conv_kernel, padding=final_conv_kernel // 2
+                )
+                for c_in, c_out in zip(feat_channels, out_channels)
+            ]
+        )
         self.deconv_layers = nn.ModuleList()
-        for i, (channels, kernel) in enumerate(
-                zip(deconv_out_channels, deconv_kernel_sizes)):
+        for i, (channels, kernel) in enumerate(zip(deconv_out_channels, deconv_kernel_sizes)):
             if kernel not in _DECONV_PADDING:
-                raise ValueError(
-                    f'deconv kernel size must be 2, 3 or 4, got {kernel}')
+                raise ValueError(f'deconv kernel size must be 2, 3 or 4, got {kernel}')
             padding, output_padding = _DECONV_PADDING[kernel]
             c_in = feat_channels[i] + (out_channels[i] if cat_output[i] else 0)
             layers = [
@@ -144,13 +136,14 @@ class AEHigherResolutionHead(BaseHead):
                         stride=2,
                         padding=padding,
                         output_padding=output_padding,
-                        bias=False),
+                        bias=False,
+                    ),
                     build_norm_layer(norm_cfg, channels)[1],
-                    nn.ReLU(inplace=True))
+                    nn.ReLU(inplace=True),
+                )
             ]
             layers += [
-                nn.Sequential(
-                    BasicBlock(channels, channels, norm_cfg=norm_cfg))
+                nn.Sequential(BasicBlock(channels, channels, norm_cfg=norm_cfg))
                 for _ in range(num_basic_blocks)
             ]
             self.deconv_layers.append(nn.Sequential(*layers))
@@ -179,10 +172,9 @@ class AEHigherResolutionHead(BaseHead):
             outputs.append(y)
         return outputs
 
-    def loss(self,
-             feats: Tuple[Tensor],
-             batch_data_samples: OptSampleList,
-             train_cfg: ConfigType = {}) -> Dict[str, Tensor]:
+    def loss(
+        self, feats: Tuple[Tensor], batch_data_samples: OptSampleList, train_cfg: ConfigType = {}
+    ) -> Dict[str, Tensor]:
         """Heatmap losses of every output and pull/push of the tags.
 
         The data samples need ``gt_fields.heatmaps`` / ``heatmap_mask`` (one
@@ -194,41 +186,30 @@ class AEHigherResolutionHead(BaseHead):
         outputs = self.forward(feats)
         num_outputs = len(outputs)
         fields = [d.gt_fields for d in batch_data_samples]
-        if not all('heatmaps' in f and 'heatmap_mask' in f
-                   and len(f.heatmaps) == num_outputs for f in fields):
+        if not all(
+            'heatmaps' in f and 'heatmap_mask' in f and len(f.heatmaps) == num_outputs
+            for f in fields
+        ):
             raise ValueError(
                 f'{type(self).__name__}.loss needs {num_outputs} levels of '
                 'gt_fields.heatmaps and heatmap_mask: the train pipeline must '
                 'run GenerateTarget(encoder=HigherResolutionAssociative'
                 'Embedding with one stride per output) and '
-                'BottomupGetHeatmapMask before PackPoseInputs')
-        gt_heatmaps = [
-            torch.stack([f.heatmaps[i] for f in fields])
-            for i in range(num_outputs)
-        ]
-        gt_masks = [
-            torch.stack([f.heatmap_mask[i] for f in fields])
-            for i in range(num_outputs)
-        ]
+                'BottomupGetHeatmapMask before PackPoseInputs'
+            )
+        gt_heatmaps = [torch.stack([f.heatmaps[i] for f in fields]) for i in range(num_outputs)]
+        gt_masks = [torch.stack([f.heatmap_mask[i] for f in fields]) for i in range(num_outputs)]
         k = self.num_keypoints
-        heatmap_losses = self.heatmap_loss([out[:, :k] for out in outputs],
-                                           gt_heatmaps, gt_masks)
-        keypoint_indices = [
-            d.gt_instance_labels.keypoint_indices for d in batch_data_samples
-        ]
-        loss_pull, loss_push = self.tag_loss(outputs[0][:, k:],
-                                             keypoint_indices)
-        losses = {
-            f'loss_heatmap{i}': loss
-            for i, loss in enumerate(heatmap_losses)
-        }
+        heatmap_losses = self.heatmap_loss([out[:, :k] for out in outputs], gt_heatmaps, gt_masks)
+        keypoint_indices = [d.gt_instance_labels.keypoint_indices for d in batch_data_samples]
+        loss_pull, loss_push = self.tag_loss(outputs[0][:, k:], keypoint_indices)
+        losses = {f'loss_heatmap{i}': loss for i, loss in enumerate(heatmap_losses)}
         losses.update(loss_pull=loss_pull, loss_push=loss_push)
         return losses
 
-    def _merge_outputs(self,
-                       outputs: List[Tensor],
-                       flip_indices: Optional[List[int]] = None
-                       ) -> Tuple[Tensor, Tensor]:
+    def _merge_outputs(
+        self, outputs: List[Tensor], flip_indices: Optional[List[int]] = None
+    ) -> Tuple[Tensor, Tensor]:
         """Average the heatmaps of all outputs at the last (1/2) resolution
         and take the output-0 tags there; for a flipped input, flip back and
         swap the joints.
@@ -241,8 +222,7 @@ class AEHigherResolutionHead(BaseHead):
         heatmaps = 0
         for i, output in enumerate(outputs):
             if i < len(outputs) - 1:
-                output = F.interpolate(
-                    output, size=size, mode='bilinear', align_corners=False)
+                output = F.interpolate(output, size=size, mode='bilinear', align_corners=False)
             if flip_indices is not None:
                 output = torch.flip(output, [3])
             output_heatmaps = output[:, :k]
@@ -250,16 +230,14 @@ class AEHigherResolutionHead(BaseHead):
                 output_heatmaps = output_heatmaps[:, flip_indices]
             heatmaps = heatmaps + output_heatmaps
             if i == 0:
-                tags = output[:, k:].reshape(output.shape[0], self.tag_dim, k,
-                                             *size)
+                tags = output[:, k:].reshape(output.shape[0], self.tag_dim, k, *size)
                 if flip_indices is not None:
                     tags = tags[:, :, flip_indices]
         return heatmaps / len(outputs), tags
 
-    def predict(self,
-                feats: Features,
-                batch_data_samples: OptSampleList,
-                test_cfg: ConfigType = {}) -> Predictions:
+    def predict(
+        self, feats: Features, batch_data_samples: OptSampleList, test_cfg: ConfigType = {}
+    ) -> Predictions:
         """Aggregate, project to the input size and group, as the original.
 
         Per scale: heatmaps averaged over outputs at 1/2, with flip test also
@@ -285,48 +263,55 @@ class AEHigherResolutionHead(BaseHead):
             heatmaps.
         """
         if self.decoder is None:
-            raise RuntimeError(f'{type(self).__name__} needs a decoder (the '
-                               'codec config) to predict')
+            raise RuntimeError(
+                f'{type(self).__name__} needs a decoder (the codec config) to predict'
+            )
         flip_test = test_cfg.get('flip_test', False)
         metainfo = batch_data_samples[0].metainfo
         img_shape = tuple(metainfo['img_shape'][:2])
-        if any(tuple(d.metainfo['img_shape'][:2]) != img_shape
-               for d in batch_data_samples):
-            raise ValueError('all images of a test batch need the same input '
-                             'size; use batch_size=1 for bottom-up testing')
+        if any(tuple(d.metainfo['img_shape'][:2]) != img_shape for d in batch_data_samples):
+            raise ValueError(
+                'all images of a test batch need the same input '
+                'size; use batch_size=1 for bottom-up testing'
+            )
         if test_cfg.get('multiscale_test', False):
             scales = [1.0, *metainfo['aug_scales']]
             scale_feats = feats
         else:
             scales, scale_feats = [1.0], [feats]
         if len(scales) != len(scale_feats):
-            raise ValueError(f'got features of {len(scale_feats)} scales for '
-                             f'the scale factors {scales}')
+            raise ValueError(
+                f'got features of {len(scale_feats)} scales for the scale factors {scales}'
+            )
         flip_indices = metainfo.get('flip_indices') if flip_test else None
         if flip_test and flip_indices is None:
-            raise ValueError('flip_test needs metainfo["flip_indices"] (from '
-                             'the dataset meta, kept by PackPoseInputs)')
+            raise ValueError(
+                'flip_test needs metainfo["flip_indices"] (from '
+                'the dataset meta, kept by PackPoseInputs)'
+            )
 
         def project(maps: Tensor) -> Tensor:
-            return F.interpolate(
-                maps, size=img_shape, mode='bilinear', align_corners=False)
+            return F.interpolate(maps, size=img_shape, mode='bilinear', align_corners=False)
 
         scale_heatmaps = {}
         for index, (scale, _feats) in enumerate(zip(scales, scale_feats)):
-            views = [(_feats[0], None), (_feats[1], flip_indices)
-                     ] if flip_test else [(_feats, None)]
+            views = (
+                [(_feats[0], None), (_feats[1], flip_indices)] if flip_test else [(_feats, None)]
+            )
             heatmaps, view_tags = [], []
             for view_feats, view_flip in views:
                 merged_heatmaps, merged_tags = self._merge_outputs(
-                    self.forward(view_feats), view_flip)
+                    self.forward(view_feats), view_flip
+                )
                 heatmaps.append(project(merged_heatmaps))
                 if index == 0:
-                    b, l, k, h, w = merged_tags.shape
+                    b, levels, k, h, w = merged_tags.shape
                     view_tags.append(
-                        project(merged_tags.reshape(b, l * k, h, w)).reshape(
-                            b, l, k, *img_shape).permute(0, 2, 3, 4, 1))
-            scale_heatmaps[scale] = (heatmaps[0] + heatmaps[1]) / 2.0 \
-                if flip_test else heatmaps[0]
+                        project(merged_tags.reshape(b, levels * k, h, w))
+                        .reshape(b, levels, k, *img_shape)
+                        .permute(0, 2, 3, 4, 1)
+                    )
+            scale_heatmaps[scale] = (heatmaps[0] + heatmaps[1]) / 2.0 if flip_test else heatmaps[0]
             if index == 0:
                 tags = torch.cat(view_tags, dim=4)
 
@@ -336,19 +321,16 @@ class AEHigherResolutionHead(BaseHead):
             batch_heatmaps = batch_heatmaps + scale_heatmaps[scale]
         batch_heatmaps = batch_heatmaps / float(len(ordered))
 
-        keypoints, scores, person_scores = self.decoder.batch_decode(
-            batch_heatmaps, tags)
+        keypoints, scores, person_scores = self.decoder.batch_decode(batch_heatmaps, tags)
         preds = [
             InstanceData(
                 keypoints=kpts,
                 keypoint_scores=kpt_scores,
                 bboxes=keypoint_boxes(kpts, kpt_scores),
-                bbox_scores=pscore)
-            for kpts, kpt_scores, pscore in zip(keypoints, scores,
-                                                person_scores)
+                bbox_scores=pscore,
+            )
+            for kpts, kpt_scores, pscore in zip(keypoints, scores, person_scores)
         ]
         if test_cfg.get('output_heatmaps', False):
-            return preds, [
-                PixelData(heatmaps=hm) for hm in batch_heatmaps.detach()
-            ]
+            return preds, [PixelData(heatmaps=hm) for hm in batch_heatmaps.detach()]
         return preds

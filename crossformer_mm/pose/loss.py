@@ -2,6 +2,7 @@
 # https://github.com/HRNet/HigherHRNet-Human-Pose-Estimation, Copyright (c) Microsoft, MIT License).
 """Losses of HigherHRNet: masked multi-resolution heatmap MSE and the
 associative-embedding pull/push loss of the original ``lib/core/loss.py``."""
+
 from typing import List, Sequence, Tuple
 
 import torch
@@ -26,8 +27,9 @@ class MultiResolutionHeatmapLoss(nn.Module):
         super().__init__()
         self.loss_factors = tuple(loss_factors)
 
-    def forward(self, preds: Sequence[Tensor], targets: Sequence[Tensor],
-                masks: Sequence[Tensor]) -> List[Tensor]:
+    def forward(
+        self, preds: Sequence[Tensor], targets: Sequence[Tensor], masks: Sequence[Tensor]
+    ) -> List[Tensor]:
         """
         Args:
             preds (Sequence[Tensor]): per resolution (B, K, H_r, W_r).
@@ -38,21 +40,20 @@ class MultiResolutionHeatmapLoss(nn.Module):
         Returns:
             List[Tensor]: one scalar loss per resolution.
         """
-        if not len(preds) == len(targets) == len(masks) == len(
-                self.loss_factors):
+        if not len(preds) == len(targets) == len(masks) == len(self.loss_factors):
             raise ValueError(
                 f'got {len(preds)} predictions, {len(targets)} targets and '
                 f'{len(masks)} masks for {len(self.loss_factors)} loss '
-                'factors; they must all match')
+                'factors; they must all match'
+            )
         losses = []
-        for pred, target, mask, factor in zip(preds, targets, masks,
-                                              self.loss_factors):
+        for pred, target, mask, factor in zip(preds, targets, masks, self.loss_factors):
             if pred.shape != target.shape:
-                raise ValueError(f'prediction {tuple(pred.shape)} and target '
-                                 f'{tuple(target.shape)} shapes differ')
-            mask = mask.to(pred.dtype).reshape(pred.shape[0], 1,
-                                               *pred.shape[2:])
-            losses.append(((pred - target)**2 * mask).mean() * factor)
+                raise ValueError(
+                    f'prediction {tuple(pred.shape)} and target {tuple(target.shape)} shapes differ'
+                )
+            mask = mask.to(pred.dtype).reshape(pred.shape[0], 1, *pred.shape[2:])
+            losses.append(((pred - target) ** 2 * mask).mean() * factor)
         return losses
 
 
@@ -75,9 +76,7 @@ class AssociativeEmbeddingPullPushLoss(nn.Module):
         push_loss_factor (float): Defaults to 1e-3.
     """
 
-    def __init__(self,
-                 pull_loss_factor: float = 1e-3,
-                 push_loss_factor: float = 1e-3) -> None:
+    def __init__(self, pull_loss_factor: float = 1e-3, push_loss_factor: float = 1e-3) -> None:
         super().__init__()
         self.pull_loss_factor = pull_loss_factor
         self.push_loss_factor = push_loss_factor
@@ -91,8 +90,7 @@ class AssociativeEmbeddingPullPushLoss(nn.Module):
         flat = tags.reshape(tag_dim, num_keypoints, -1)
         index = keypoint_indices[..., 0].long().t()  # (K, N)
         valid = keypoint_indices[..., 1] > 0  # (N, K)
-        joint_tags = torch.gather(
-            flat, 2, index[None].expand(tag_dim, -1, -1)).permute(2, 1, 0)
+        joint_tags = torch.gather(flat, 2, index[None].expand(tag_dim, -1, -1)).permute(2, 1, 0)
         people = valid.any(dim=1)
         joint_tags, valid = joint_tags[people], valid[people]  # (N, K, L)
         num_people = joint_tags.shape[0]
@@ -102,17 +100,17 @@ class AssociativeEmbeddingPullPushLoss(nn.Module):
         weights = valid.to(tags.dtype)[..., None]
         counts = weights.sum(dim=1)  # (N, 1)
         means = (joint_tags * weights).sum(dim=1) / counts  # (N, L)
-        pull = (((joint_tags - means[:, None])**2 * weights).sum(dim=(1, 2)) /
-                (counts[:, 0] * tag_dim)).mean()
+        pull = (
+            ((joint_tags - means[:, None]) ** 2 * weights).sum(dim=(1, 2))
+            / (counts[:, 0] * tag_dim)
+        ).mean()
         if num_people == 1:
             return pull, zero
-        sq_dist = ((means[:, None] - means[None])**2).sum(dim=2)
-        push = (torch.exp(-sq_dist).sum() - num_people) / (
-            (num_people - 1) * num_people) * 0.5
+        sq_dist = ((means[:, None] - means[None]) ** 2).sum(dim=2)
+        push = (torch.exp(-sq_dist).sum() - num_people) / ((num_people - 1) * num_people) * 0.5
         return pull, push
 
-    def forward(self, tags: Tensor,
-                keypoint_indices: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+    def forward(self, tags: Tensor, keypoint_indices: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         """
         Args:
             tags (Tensor): (B, L*K, H, W) tag maps, channel = l * K + k.
@@ -122,10 +120,12 @@ class AssociativeEmbeddingPullPushLoss(nn.Module):
             tuple: batch-mean pull loss and push loss, factors applied.
         """
         if tags.shape[0] != len(keypoint_indices):
-            raise ValueError(f'{tags.shape[0]} tag maps but '
-                             f'{len(keypoint_indices)} keypoint index sets')
-        pulls, pushes = zip(*(self._per_image(t, idx.to(tags.device))
-                              for t, idx in zip(tags, keypoint_indices)))
+            raise ValueError(
+                f'{tags.shape[0]} tag maps but {len(keypoint_indices)} keypoint index sets'
+            )
+        pulls, pushes = zip(
+            *(self._per_image(t, idx.to(tags.device)) for t, idx in zip(tags, keypoint_indices))
+        )
         pull = torch.stack(pulls).mean() * self.pull_loss_factor
         push = torch.stack(pushes).mean() * self.push_loss_factor
         return pull, push

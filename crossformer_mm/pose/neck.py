@@ -1,4 +1,5 @@
 """A neck that fuses a pyramid of backbone stages into one 1/4 map."""
+
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -30,26 +31,28 @@ class UpsampleConcatNeck(BaseModule):
             ConvModule's own (Kaiming conv, unit norm).
     """
 
-    def __init__(self,
-                 in_channels: Sequence[int],
-                 out_channels: int,
-                 norm_cfg: dict = dict(type='BN'),
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        out_channels: int,
+        norm_cfg: dict = dict(type='BN'),
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = tuple(in_channels)
-        self.fuse = ConvModule(
-            sum(self.in_channels), out_channels, 1, norm_cfg=norm_cfg)
+        self.fuse = ConvModule(sum(self.in_channels), out_channels, 1, norm_cfg=norm_cfg)
 
     def forward(self, feats: Sequence[Tensor]) -> Tuple[Tensor]:
         if len(feats) != len(self.in_channels) or any(
-                f.shape[1] != c for f, c in zip(feats, self.in_channels)):
+            f.shape[1] != c for f, c in zip(feats, self.in_channels)
+        ):
             raise ValueError(
                 f'{type(self).__name__} expects stages with channels '
                 f'{self.in_channels}, got '
-                f'{tuple(f.shape[1] for f in feats)}')
+                f'{tuple(f.shape[1] for f in feats)}'
+            )
         size = feats[0].shape[2:]
         resized = [feats[0]] + [
-            F.interpolate(f, size=size, mode='bilinear', align_corners=False)
-            for f in feats[1:]
+            F.interpolate(f, size=size, mode='bilinear', align_corners=False) for f in feats[1:]
         ]
-        return (self.fuse(torch.cat(resized, dim=1)), )
+        return (self.fuse(torch.cat(resized, dim=1)),)

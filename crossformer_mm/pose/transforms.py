@@ -4,6 +4,7 @@
 """Transforms of HigherHRNet: the training mask of invalid regions (crowds
 included), the original aligned (multi-scale) test resize and a pack step
 that keeps an image pyramid."""
+
 from typing import Dict, Sequence, Tuple
 
 import cv2
@@ -29,8 +30,7 @@ class BottomupGetHeatmapMaskWithCrowd(BottomupGetHeatmapMask):
     is the parent's.
     """
 
-    def _segs_to_mask(self, segs: list, img_shape: Tuple[int,
-                                                         int]) -> np.ndarray:
+    def _segs_to_mask(self, segs: list, img_shape: Tuple[int, int]) -> np.ndarray:
         """(h, w) uint8 union of the segmentations (1 = invalid object)."""
         height, width = img_shape
         rles = []
@@ -68,56 +68,51 @@ class ResizeAlignMultiScale(BaseTransform):
         size_divisor (int): Size grid. Defaults to 64.
     """
 
-    def __init__(self,
-                 input_size: int,
-                 scale_factors: Sequence[float] = (1.0, ),
-                 size_divisor: int = 64) -> None:
+    def __init__(
+        self, input_size: int, scale_factors: Sequence[float] = (1.0,), size_divisor: int = 64
+    ) -> None:
         if 1.0 not in scale_factors:
-            raise ValueError('scale_factors must contain 1.0 (the scale whose '
-                             f'tags are used), got {list(scale_factors)}')
+            raise ValueError(
+                'scale_factors must contain 1.0 (the scale whose '
+                f'tags are used), got {list(scale_factors)}'
+            )
         if not isinstance(input_size, int):
-            raise TypeError('input_size is the short-side length (an int), '
-                            f'got {input_size!r}')
+            raise TypeError(f'input_size is the short-side length (an int), got {input_size!r}')
         super().__init__()
         self.input_size = input_size
         self.scale_factors = [float(s) for s in scale_factors]
         self.size_divisor = size_divisor
 
     def _round_up(self, size: float) -> int:
-        return int((size + self.size_divisor - 1) // self.size_divisor *
-                   self.size_divisor)
+        return int((size + self.size_divisor - 1) // self.size_divisor * self.size_divisor)
 
-    def multi_scale_size(self, img_w: int, img_h: int,
-                         scale: float) -> Tuple[Tuple[int, int], np.ndarray]:
+    def multi_scale_size(
+        self, img_w: int, img_h: int, scale: float
+    ) -> Tuple[Tuple[int, int], np.ndarray]:
         """The original ``get_multi_scale_size``: the resized (w, h) and the
         (w, h) of the image region it shows, in pixels."""
         min_scale = min(self.scale_factors)
         min_size = self._round_up(min_scale * self.input_size)
         if img_w < img_h:
             resized_w = int(min_size * scale / min_scale)
-            resized_h = int(
-                self._round_up(min_size / img_w * img_h) * scale / min_scale)
+            resized_h = int(self._round_up(min_size / img_w * img_h) * scale / min_scale)
             region = np.array([img_w, resized_h / resized_w * img_w])
         else:
             resized_h = int(min_size * scale / min_scale)
-            resized_w = int(
-                self._round_up(min_size / img_h * img_w) * scale / min_scale)
+            resized_w = int(self._round_up(min_size / img_h * img_w) * scale / min_scale)
             region = np.array([resized_w / resized_h * img_h, img_h])
         return (resized_w, resized_h), region.astype(np.float32)
 
     def transform(self, results: Dict) -> Dict:
         img = results['img']
         img_h, img_w = img.shape[:2]
-        center = np.array([int(img_w / 2.0 + 0.5),
-                           int(img_h / 2.0 + 0.5)],
-                          dtype=np.float32)
+        center = np.array([int(img_w / 2.0 + 0.5), int(img_h / 2.0 + 0.5)], dtype=np.float32)
         others = [s for s in self.scale_factors if s != 1.0]
         imgs = []
         for scale in [1.0, *others]:
             size, region = self.multi_scale_size(img_w, img_h, scale)
             warp_mat = get_warp_matrix(center, region, 0, size)
-            imgs.append(
-                cv2.warpAffine(img, warp_mat, size, flags=cv2.INTER_LINEAR))
+            imgs.append(cv2.warpAffine(img, warp_mat, size, flags=cv2.INTER_LINEAR))
             if scale == 1.0:
                 results['input_size'] = size
                 results['img_shape'] = size[::-1]
@@ -131,9 +126,11 @@ class ResizeAlignMultiScale(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(input_size={self.input_size}, '
-                f'scale_factors={self.scale_factors}, '
-                f'size_divisor={self.size_divisor})')
+        return (
+            f'{type(self).__name__}(input_size={self.input_size}, '
+            f'scale_factors={self.scale_factors}, '
+            f'size_divisor={self.size_divisor})'
+        )
 
 
 @TRANSFORMS.register_module()
@@ -149,15 +146,28 @@ class PackMultiScalePoseInputs(PackPoseInputs):
     ``CocoMetric`` would copy that list into every result.
     """
 
-    def __init__(self,
-                 meta_keys: Sequence[str] = (
-                     'id', 'img_id', 'img_path', 'crowd_index', 'ori_shape',
-                     'img_shape', 'input_size', 'input_center', 'input_scale',
-                     'flip', 'flip_direction', 'flip_indices', 'raw_ann_info',
-                     'dataset_name', 'aug_scales'),
-                 pack_transformed: bool = False) -> None:
-        super().__init__(
-            meta_keys=meta_keys, pack_transformed=pack_transformed)
+    def __init__(
+        self,
+        meta_keys: Sequence[str] = (
+            'id',
+            'img_id',
+            'img_path',
+            'crowd_index',
+            'ori_shape',
+            'img_shape',
+            'input_size',
+            'input_center',
+            'input_scale',
+            'flip',
+            'flip_direction',
+            'flip_indices',
+            'raw_ann_info',
+            'dataset_name',
+            'aug_scales',
+        ),
+        pack_transformed: bool = False,
+    ) -> None:
+        super().__init__(meta_keys=meta_keys, pack_transformed=pack_transformed)
 
     def transform(self, results: Dict) -> Dict:
         imgs = results['img']

@@ -9,6 +9,7 @@ Used by ``tools/misc/draw_poses.py`` and the toy learning check
 
 Images are BGR (H, W, 3) uint8 throughout, as read by ``cv2.imread``.
 """
+
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -27,8 +28,7 @@ MIN_SHORT_SIDE = 384
 DIM = 0.55
 
 
-def ground_truth_instances(ann_file: str,
-                           image_name: str) -> Optional[InstanceData]:
+def ground_truth_instances(ann_file: str, image_name: str) -> Optional[InstanceData]:
     """The labelled people of one image of a COCO-style keypoint file
     (COCO, CrowdPose), found by its file name (the base name is enough).
 
@@ -43,20 +43,22 @@ def ground_truth_instances(ann_file: str,
     if not images:
         return None
     people = [
-        a for a in coco['annotations']
-        if a['image_id'] == images[0]['id'] and a.get('num_keypoints', 1) > 0
+        a
+        for a in coco['annotations']
+        if a['image_id'] == images[0]['id']
+        and a.get('num_keypoints', 1) > 0
         and not a.get('iscrowd', 0)
     ]
     num_keypoints = len(coco['categories'][0]['keypoints'])
-    keypoints = np.array([a['keypoints'] for a in people],
-                         dtype=np.float32).reshape(-1, num_keypoints, 3)
+    keypoints = np.array([a['keypoints'] for a in people], dtype=np.float32).reshape(
+        -1, num_keypoints, 3
+    )
     return InstanceData(
-        keypoints=keypoints[..., :2],
-        keypoints_visible=(keypoints[..., 2] > 0).astype(np.float32))
+        keypoints=keypoints[..., :2], keypoints_visible=(keypoints[..., 2] > 0).astype(np.float32)
+    )
 
 
-def confident_people(pred_instances: InstanceData,
-                     score_thr: float) -> InstanceData:
+def confident_people(pred_instances: InstanceData, score_thr: float) -> InstanceData:
     """The predicted people whose person score (``bbox_scores``, the mean
     joint value before refinement) is at least ``score_thr``."""
     if 'bbox_scores' not in pred_instances or len(pred_instances) == 0:
@@ -65,13 +67,15 @@ def confident_people(pred_instances: InstanceData,
     return pred_instances[keep]
 
 
-def draw_pose_panels(image: np.ndarray,
-                     dataset_meta: Dict,
-                     pred_instances: Optional[InstanceData] = None,
-                     gt_instances: Optional[InstanceData] = None,
-                     kpt_thr: float = 0.3,
-                     score_thr: float = 0.2,
-                     min_short_side: int = MIN_SHORT_SIDE) -> np.ndarray:
+def draw_pose_panels(
+    image: np.ndarray,
+    dataset_meta: Dict,
+    pred_instances: Optional[InstanceData] = None,
+    gt_instances: Optional[InstanceData] = None,
+    kpt_thr: float = 0.3,
+    score_thr: float = 0.2,
+    min_short_side: int = MIN_SHORT_SIDE,
+) -> np.ndarray:
     """Ground truth (left, if given) and prediction (right) of one image.
 
     Args:
@@ -91,18 +95,21 @@ def draw_pose_panels(image: np.ndarray,
         (h, w * panels, 3) BGR picture.
     """
     if pred_instances is None and gt_instances is None:
-        raise ValueError('draw_pose_panels needs pred_instances, '
-                         'gt_instances or both')
+        raise ValueError('draw_pose_panels needs pred_instances, gt_instances or both')
     scale = max(1.0, min_short_side / min(image.shape[:2]))
-    canvas = cv2.resize(image, None, fx=scale, fy=scale,
-                        interpolation=cv2.INTER_LINEAR) if scale > 1 else image
+    canvas = (
+        cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        if scale > 1
+        else image
+    )
     # dimmed, so that the drawn skeletons stand out
     canvas = (canvas.astype(np.float32) * DIM).astype(np.uint8)
     short_side = min(canvas.shape[:2])
     visualizer = PoseLocalVisualizer(
         name='crossformer_mm_pose_panels',
         radius=max(2, round(short_side / 100)),
-        line_width=max(2, round(short_side / 130)))
+        line_width=max(2, round(short_side / 130)),
+    )
     visualizer.set_dataset_meta(dataset_meta)
     sample = PoseDataSample()
     if gt_instances is not None:
@@ -122,16 +129,19 @@ def draw_pose_panels(image: np.ndarray,
         draw_pred=pred_instances is not None,
         draw_bbox=False,
         kpt_thr=kpt_thr,
-        show=False)
+        show=False,
+    )
     return np.ascontiguousarray(drawn[..., ::-1])
 
 
-def predict_and_draw(model,
-                     image_paths: Sequence[str],
-                     ann_file: Optional[str] = None,
-                     kpt_thr: float = 0.3,
-                     score_thr: float = 0.2,
-                     columns: int = 2) -> Tuple[np.ndarray, List]:
+def predict_and_draw(
+    model,
+    image_paths: Sequence[str],
+    ann_file: Optional[str] = None,
+    kpt_thr: float = 0.3,
+    score_thr: float = 0.2,
+    columns: int = 2,
+) -> Tuple[np.ndarray, List]:
     """Run a bottom-up model (from ``mmpose.apis.init_model``) on images and
     tile one [ground truth | prediction] panel per image.
 
@@ -148,6 +158,7 @@ def predict_and_draw(model,
         the tiled BGR picture and the list of predicted ``PoseDataSample``.
     """
     from mmpose.apis import inference_bottomup
+
     panels, samples = [], []
     for path in image_paths:
         image = cv2.imread(path)
@@ -159,15 +170,17 @@ def predict_and_draw(model,
         if gt is None:  # the plain image beside the prediction
             gt = InstanceData(
                 keypoints=np.zeros((0, len(model.dataset_meta['keypoint_id2name']), 2)),
-                keypoints_visible=np.zeros((0, len(model.dataset_meta['keypoint_id2name']))))
+                keypoints_visible=np.zeros((0, len(model.dataset_meta['keypoint_id2name']))),
+            )
         panels.append(
-            draw_pose_panels(image, model.dataset_meta, sample.pred_instances,
-                             gt, kpt_thr, score_thr))
+            draw_pose_panels(
+                image, model.dataset_meta, sample.pred_instances, gt, kpt_thr, score_thr
+            )
+        )
     return tile_images(panels, columns=columns), samples
 
 
-def annotated_images(ann_file: str, image_dir: str,
-                     num_images: int) -> List[str]:
+def annotated_images(ann_file: str, image_dir: str, num_images: int) -> List[str]:
     """Paths of the first ``num_images`` images of a COCO-style keypoint
     file, in ``image_dir``."""
     with open(ann_file) as f:
@@ -175,8 +188,7 @@ def annotated_images(ann_file: str, image_dir: str,
     return [osp.join(image_dir, i['file_name']) for i in images[:num_images]]
 
 
-def draw_test_predictions(model, out_file: str, num_images: int = 4,
-                          **kwargs) -> List:
+def draw_test_predictions(model, out_file: str, num_images: int = 4, **kwargs) -> List:
     """[ground truth | prediction] panels of the first ``num_images`` test
     images of the model's config (``test_dataloader`` / ``test_evaluator``)
     written to ``out_file`` (PNG); ``kwargs`` go to :func:`predict_and_draw`.
@@ -185,8 +197,8 @@ def draw_test_predictions(model, out_file: str, num_images: int = 4,
     ann_file = model.cfg.test_evaluator.ann_file
     image_dir = osp.join(dataset.data_root, dataset.data_prefix.img)
     picture, samples = predict_and_draw(
-        model, annotated_images(ann_file, image_dir, num_images), ann_file,
-        **kwargs)
+        model, annotated_images(ann_file, image_dir, num_images), ann_file, **kwargs
+    )
     if not cv2.imwrite(out_file, picture):
         raise OSError(f'cannot write the picture to {out_file!r}')
     return samples

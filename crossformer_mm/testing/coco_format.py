@@ -1,5 +1,6 @@
 """What the COCO-format toy writers (:mod:`.toy_coco`, :mod:`.toy_coco_keypoints`,
 :mod:`.toy_crowdpose`) share: argument checks and the annotation files."""
+
 import json
 import os
 import os.path as osp
@@ -27,10 +28,16 @@ def write_annotations(out_dir: str, file_name: str, coco: dict) -> str:
     return path
 
 
-def person_keypoints_json(images: List[Dict], annotations: List[Dict],
-                          keypoint_names: Sequence[str], skeleton: Sequence) -> Dict:
+def person_keypoints_json(
+    images: List[Dict], annotations: List[Dict], keypoint_names: Sequence[str], skeleton: Sequence
+) -> Dict:
     """A COCO person-keypoints file: the images, the people and the one
     ``person`` category with its joint names and skeleton."""
-    category = dict(id=1, name='person', supercategory='person',
-                    keypoints=list(keypoint_names), skeleton=skeleton)
+    category = dict(
+        id=1,
+        name='person',
+        supercategory='person',
+        keypoints=list(keypoint_names),
+        skeleton=skeleton,
+    )
     return dict(images=images, annotations=annotations, categories=[category])

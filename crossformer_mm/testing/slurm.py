@@ -14,6 +14,7 @@ scripts) must run with :attr:`LocalSlurmCluster.env` (it sets ``SLURM_CONF``)::
 Needs Debian's ``slurm-wlm`` (22.05: ``tools/install.sh`` installs it as root)
 and root rights (slurmd starts job steps as the submitting user).
 """
+
 import os
 import os.path as osp
 import shutil
@@ -40,12 +41,14 @@ def require_slurm() -> None:
             f'Slurm is not installed ({", ".join(missing)} not found). The Slurm '
             'tests start their own slurmctld + slurmd on 127.0.0.1: install '
             "Debian's slurm-wlm, e.g. `bash tools/install.sh` as root or "
-            '`apt-get install slurm-wlm`.')
+            '`apt-get install slurm-wlm`.'
+        )
     if os.geteuid() != 0:
         raise RuntimeError(
             'the local Slurm cluster needs root (slurmd runs job steps as the '
             'submitting user and slurmctld as SlurmUser=root): run the Slurm '
-            'tests as root, e.g. in the project container')
+            'tests as root, e.g. in the project container'
+        )
 
 
 def free_port(host: str = '127.0.0.1') -> int:
@@ -77,9 +80,14 @@ class LocalSlurmCluster:
         start_timeout: seconds to wait for the node to become idle.
     """
 
-    def __init__(self, root: str, partition: str = 'cfmm',
-                 cpus: Optional[int] = None, real_memory: int = 512,
-                 start_timeout: float = 60.) -> None:
+    def __init__(
+        self,
+        root: str,
+        partition: str = 'cfmm',
+        cpus: Optional[int] = None,
+        real_memory: int = 512,
+        start_timeout: float = 60.0,
+    ) -> None:
         self.root = osp.abspath(root)
         self.partition = partition
         self.cpus = cpus or max(2, os.cpu_count() or 1)
@@ -96,8 +104,11 @@ class LocalSlurmCluster:
     def env(self) -> Dict[str, str]:
         """``os.environ`` for Slurm clients of this cluster: ``SLURM_CONF`` set,
         ``SLURM_*`` job variables of any enclosing allocation removed."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(('SLURM_', 'SBATCH_', 'SRUN_', 'SALLOC_'))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(('SLURM_', 'SBATCH_', 'SRUN_', 'SALLOC_'))
+        }
         env['SLURM_CONF'] = self.conf_path
         env['PATH'] = env.get('PATH', '') + os.pathsep + '/usr/sbin:/sbin'
         return env
@@ -155,8 +166,13 @@ class LocalSlurmCluster:
         out = open(self.path(f'{name}.stdout'), 'w')
         self._log_files.append(out)
         self._procs[name] = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-            cwd=self.root, start_new_session=True)
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.root,
+            start_new_session=True,
+        )
 
     def _tail(self, name: str, lines: int = 30) -> str:
         text = ''
@@ -171,8 +187,12 @@ class LocalSlurmCluster:
         """The node's state as ``sinfo`` reports it ('' while unreachable)."""
         result = subprocess.run(
             ['sinfo', '-h', '-N', '-n', self.hostname, '-o', '%T'],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, timeout=30)
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            timeout=30,
+        )
         return result.stdout.strip() if result.returncode == 0 else ''
 
     def start(self) -> 'LocalSlurmCluster':
@@ -184,8 +204,7 @@ class LocalSlurmCluster:
             f.write(self.slurm_conf())
         try:
             self._spawn('slurmctld', ['slurmctld', '-D', '-i', '-f', self.conf_path])
-            self._spawn('slurmd', ['slurmd', '-D', '-f', self.conf_path,
-                                   '-N', self.hostname])
+            self._spawn('slurmd', ['slurmd', '-D', '-f', self.conf_path, '-N', self.hostname])
             deadline = time.monotonic() + self.start_timeout
             state = ''
             while time.monotonic() < deadline:
@@ -193,7 +212,8 @@ class LocalSlurmCluster:
                     if proc.poll() is not None:
                         raise RuntimeError(
                             f'{name} exited with {proc.returncode} while the '
-                            f'local Slurm cluster started:\n{self._tail(name)}')
+                            f'local Slurm cluster started:\n{self._tail(name)}'
+                        )
                 state = self.node_state()
                 if state == 'idle':
                     return self
@@ -201,7 +221,8 @@ class LocalSlurmCluster:
             raise RuntimeError(
                 f'node {self.hostname} is not idle after {self.start_timeout:.0f}'
                 f' s (sinfo state {state!r}):\n{self._tail("slurmctld")}\n'
-                f'{self._tail("slurmd")}')
+                f'{self._tail("slurmd")}'
+            )
         except BaseException:
             self.stop()
             raise
@@ -210,9 +231,13 @@ class LocalSlurmCluster:
         """Cancel this cluster's jobs, then stop slurmd and slurmctld by PID."""
         ctld = self._procs.get('slurmctld')
         if ctld is not None and ctld.poll() is None:
-            subprocess.run(['scancel', '--full', f'--partition={self.partition}'],
-                           env=self.env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=30)
+            subprocess.run(
+                ['scancel', '--full', f'--partition={self.partition}'],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+            )
         for name in ('slurmd', 'slurmctld'):
             proc = self._procs.pop(name, None)
             if proc is None or proc.poll() is not None:

@@ -19,6 +19,7 @@ Example::
 
     python tools/misc/make_toy_data.py ade data/toy_ade --num-train 40 --num-val 10
 """
+
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
@@ -49,8 +50,7 @@ def ade_label(name: str) -> int:
     return classes.index(name) + 1
 
 
-def draw_scene(rng: np.random.Generator, height: int,
-               width: int) -> Tuple[np.ndarray, np.ndarray]:
+def draw_scene(rng: np.random.Generator, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
     """Draw one toy scene.
 
     Returns:
@@ -71,29 +71,28 @@ def draw_scene(rng: np.random.Generator, height: int,
         cy, cx = rng.uniform(0.2, 0.8) * height, rng.uniform(0.1, 0.9) * width
         ry = rng.uniform(0.1, 0.25) * height
         rx = rng.uniform(0.08, 0.2) * width
-        paint(((rows - cy) / ry)**2 + ((cols - cx) / rx)**2 <= 1, 'tree')
+        paint(((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1, 'tree')
     for _ in range(rng.integers(1, 3)):
-        h, w = int(rng.uniform(0.25, 0.5) * height), int(
-            rng.uniform(0.06, 0.15) * width)
+        h, w = int(rng.uniform(0.25, 0.5) * height), int(rng.uniform(0.06, 0.15) * width)
         top, left = rng.integers(0, height - h), rng.integers(0, width - w)
-        paint((rows >= top) & (rows < top + h) & (cols >= left) &
-              (cols < left + w), 'person')
+        paint((rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w), 'person')
     if rng.random() < 0.5:
         h, w = max(2, height // 10), max(2, width // 10)
         top, left = rng.integers(0, height - h), rng.integers(0, width - w)
-        paint((rows >= top) & (rows < top + h) & (cols >= left) &
-              (cols < left + w), None)
+        paint((rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w), None)
 
     noisy = colour + rng.normal(0, NOISE_STD, colour.shape)
     return np.clip(noisy, 0, 255).astype(np.uint8), label
 
 
-def make_toy_ade(out_dir: str,
-                 num_train: int = 40,
-                 num_val: int = 10,
-                 height: int = 96,
-                 width: int = 128,
-                 seed: int = 0) -> Dict[str, List[str]]:
+def make_toy_ade(
+    out_dir: str,
+    num_train: int = 40,
+    num_val: int = 10,
+    height: int = 96,
+    width: int = 128,
+    seed: int = 0,
+) -> Dict[str, List[str]]:
     """Write the toy dataset under ``out_dir``.
 
     Returns:
@@ -101,11 +100,13 @@ def make_toy_ade(out_dir: str,
         files written.
     """
     if num_train < 1 or num_val < 1:
-        raise ValueError(f'need at least one image per split, got '
-                         f'num_train={num_train}, num_val={num_val}')
+        raise ValueError(
+            f'need at least one image per split, got num_train={num_train}, num_val={num_val}'
+        )
     if min(height, width) < 20:
-        raise ValueError(f'images must be at least 20x20 pixels to hold the '
-                         f'scene, got {height}x{width}')
+        raise ValueError(
+            f'images must be at least 20x20 pixels to hold the scene, got {height}x{width}'
+        )
     rng = np.random.default_rng(seed)
     written: Dict[str, List[str]] = {}
     for split, count in (('training', num_train), ('validation', num_val)):
@@ -118,8 +119,9 @@ def make_toy_ade(out_dir: str,
             image, label = draw_scene(rng, height, width)
             stem = f'ADE_{SPLITS[split]}_{index:08d}'
             img_path = osp.join(img_dir, stem + '.jpg')
-            cv2.imwrite(img_path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(
+                img_path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+            )
             cv2.imwrite(osp.join(ann_dir, stem + '.png'), label)
             written[split].append(img_path)
     return written

@@ -18,6 +18,7 @@ region of small figures (``iscrowd=1``, RLE segmentation), which bottom-up
 training masks out and COCO evaluation ignores. Image sizes vary (square,
 landscape, portrait) around ``--size``.
 """
+
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -27,39 +28,81 @@ import numpy as np
 
 from .coco_format import check_toy_args, person_keypoints_json, write_annotations
 
-KEYPOINT_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear',
-                  'left_shoulder', 'right_shoulder', 'left_elbow',
-                  'right_elbow', 'left_wrist', 'right_wrist', 'left_hip',
-                  'right_hip', 'left_knee', 'right_knee', 'left_ankle',
-                  'right_ankle')
+KEYPOINT_NAMES = (
+    'nose',
+    'left_eye',
+    'right_eye',
+    'left_ear',
+    'right_ear',
+    'left_shoulder',
+    'right_shoulder',
+    'left_elbow',
+    'right_elbow',
+    'left_wrist',
+    'right_wrist',
+    'left_hip',
+    'right_hip',
+    'left_knee',
+    'right_knee',
+    'left_ankle',
+    'right_ankle',
+)
 #: COCO skeleton (1-based joint ids), also the limbs that are drawn.
-SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12],
-            [7, 13], [6, 7], [6, 8], [7, 9], [8, 10], [9, 11], [2, 3], [1, 2],
-            [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+SKELETON = [
+    [16, 14],
+    [14, 12],
+    [17, 15],
+    [15, 13],
+    [12, 13],
+    [6, 12],
+    [7, 13],
+    [6, 7],
+    [6, 8],
+    [7, 9],
+    [8, 10],
+    [9, 11],
+    [2, 3],
+    [1, 2],
+    [1, 3],
+    [2, 4],
+    [3, 5],
+    [4, 6],
+    [5, 7],
+]
 #: One BGR colour per joint type, the same on both sides: flip augmentation
 #: swaps the left / right labels, so (as on real people) the side of a joint
 #: is told by where it sits on the body, not by its colour.
 PART_COLOURS = dict(
-    nose=(255, 255, 255), eye=(0, 255, 255), ear=(255, 0, 255),
-    shoulder=(0, 0, 255), elbow=(0, 255, 0), wrist=(255, 0, 0),
-    hip=(0, 128, 255), knee=(255, 255, 0), ankle=(128, 0, 128))
-JOINT_COLOURS = np.array(
-    [PART_COLOURS[name.split('_')[-1]] for name in KEYPOINT_NAMES])
+    nose=(255, 255, 255),
+    eye=(0, 255, 255),
+    ear=(255, 0, 255),
+    shoulder=(0, 0, 255),
+    elbow=(0, 255, 0),
+    wrist=(255, 0, 0),
+    hip=(0, 128, 255),
+    knee=(255, 255, 0),
+    ankle=(128, 0, 128),
+)
+JOINT_COLOURS = np.array([PART_COLOURS[name.split('_')[-1]] for name in KEYPOINT_NAMES])
 #: Joints of an upright figure of height 1 facing the viewer (its left on
 #: the image right), centred at the hips; limbs are added by angle below.
 FACE_AND_TORSO = {
-    0: (0.0, -0.39), 1: (0.045, -0.44), 2: (-0.045, -0.44), 3: (0.09, -0.41),
-    4: (-0.09, -0.41), 5: (0.12, -0.28), 6: (-0.12, -0.28), 11: (0.08, 0.02),
-    12: (-0.08, 0.02)
+    0: (0.0, -0.39),
+    1: (0.045, -0.44),
+    2: (-0.045, -0.44),
+    3: (0.09, -0.41),
+    4: (-0.09, -0.41),
+    5: (0.12, -0.28),
+    6: (-0.12, -0.28),
+    11: (0.08, 0.02),
+    12: (-0.08, 0.02),
 }
 #: (root joint, middle joint, end joint, segment length) of the limbs.
-LIMBS = ((5, 7, 9, 0.16), (6, 8, 10, 0.16), (11, 13, 15, 0.24),
-         (12, 14, 16, 0.24))
+LIMBS = ((5, 7, 9, 0.16), (6, 8, 10, 0.16), (11, 13, 15, 0.24), (12, 14, 16, 0.24))
 IMAGE_SHAPES = ((1.0, 1.0), (1.0, 1.25), (1.25, 1.0))  # (h, w) factors
 
 
-def figure_keypoints(rng: np.random.Generator, cx: float, cy: float,
-                     height: float) -> np.ndarray:
+def figure_keypoints(rng: np.random.Generator, cx: float, cy: float, height: float) -> np.ndarray:
     """(17, 2) joints of a randomly posed figure of ``height`` pixels."""
     points = np.zeros((17, 2))
     for joint, xy in FACE_AND_TORSO.items():
@@ -68,28 +111,26 @@ def figure_keypoints(rng: np.random.Generator, cx: float, cy: float,
         arm = root in (5, 6)
         side = 1 if root in (5, 11) else -1
         upper = rng.uniform(-0.3, 1.6) if arm else rng.uniform(-0.1, 0.45)
-        lower = upper + (rng.uniform(-0.6, 0.9) if arm else rng.uniform(
-            -0.5, 0.1))
+        lower = upper + (rng.uniform(-0.6, 0.9) if arm else rng.uniform(-0.5, 0.1))
         # angles from straight down, positive = away from the body
-        points[middle] = points[root] + length * np.array(
-            [side * np.sin(upper), np.cos(upper)])
-        points[end] = points[middle] + length * np.array(
-            [side * np.sin(lower), np.cos(lower)])
+        points[middle] = points[root] + length * np.array([side * np.sin(upper), np.cos(upper)])
+        points[end] = points[middle] + length * np.array([side * np.sin(lower), np.cos(lower)])
     angle = rng.uniform(-0.25, 0.25)
-    rotation = np.array([[np.cos(angle), -np.sin(angle)],
-                         [np.sin(angle), np.cos(angle)]])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     width_factor = rng.uniform(0.85, 1.2)
     points = points * [width_factor, 1.0] @ rotation.T
     return points * height + [cx, cy]
 
 
-def draw_figure(image: np.ndarray,
-                keypoints: np.ndarray,
-                height: float,
-                body_colour: Tuple[int, int, int],
-                skeleton: Sequence[Sequence[int]] = SKELETON,
-                joint_colours: np.ndarray = JOINT_COLOURS,
-                head: Optional[np.ndarray] = None) -> None:
+def draw_figure(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    height: float,
+    body_colour: Tuple[int, int, int],
+    skeleton: Sequence[Sequence[int]] = SKELETON,
+    joint_colours: np.ndarray = JOINT_COLOURS,
+    head: Optional[np.ndarray] = None,
+) -> None:
     """Draw the body (thick limbs, filled head) in the figure's own colour,
     then the joint dots in their joint-type colours.
 
@@ -101,16 +142,21 @@ def draw_figure(image: np.ndarray,
     thickness = max(2, int(round(height / 20)))
     pts = np.round(keypoints).astype(np.int32)
     for a, b in skeleton:
-        cv2.line(image, tuple(pts[a - 1]), tuple(pts[b - 1]), body_colour,
-                 thickness, cv2.LINE_AA)
+        cv2.line(image, tuple(pts[a - 1]), tuple(pts[b - 1]), body_colour, thickness, cv2.LINE_AA)
     head = pts[0] if head is None else np.round(head).astype(np.int32)
-    cv2.circle(image, tuple(int(v) for v in head), max(2, int(height * 0.09)),
-               body_colour, -1, cv2.LINE_AA)
+    cv2.circle(
+        image, tuple(int(v) for v in head), max(2, int(height * 0.09)), body_colour, -1, cv2.LINE_AA
+    )
     radius = max(2, int(round(height / 28)))
     for joint, (x, y) in enumerate(pts):
-        cv2.circle(image, (int(x), int(y)), radius,
-                   tuple(int(c) for c in joint_colours[joint]), -1,
-                   cv2.LINE_AA)
+        cv2.circle(
+            image,
+            (int(x), int(y)),
+            radius,
+            tuple(int(c) for c in joint_colours[joint]),
+            -1,
+            cv2.LINE_AA,
+        )
 
 
 def body_colours(rng: np.random.Generator, num: int) -> List[Tuple]:
@@ -121,12 +167,17 @@ def body_colours(rng: np.random.Generator, num: int) -> List[Tuple]:
     return [tuple(int(c) for c in colour) for colour in bgr]
 
 
-def person_annotation(keypoints: np.ndarray, width: int, height: int,
-                      labelled: bool, margin: float) -> Dict:
+def person_annotation(
+    keypoints: np.ndarray, width: int, height: int, labelled: bool, margin: float
+) -> Dict:
     """COCO fields of one person: keypoints (v=2 inside the image, else 0),
     box and polygon segmentation of the padded joint extent, area."""
-    inside = ((keypoints[:, 0] >= 0) & (keypoints[:, 0] < width) &
-              (keypoints[:, 1] >= 0) & (keypoints[:, 1] < height))
+    inside = (
+        (keypoints[:, 0] >= 0)
+        & (keypoints[:, 0] < width)
+        & (keypoints[:, 1] >= 0)
+        & (keypoints[:, 1] < height)
+    )
     x0, y0 = np.clip(keypoints.min(0) - margin, 0, None)
     x1, y1 = np.minimum(keypoints.max(0) + margin, (width - 1, height - 1))
     kpts = np.zeros((17, 3))
@@ -138,12 +189,12 @@ def person_annotation(keypoints: np.ndarray, width: int, height: int,
         keypoints=kpts.flatten().tolist(),
         num_keypoints=int(labelled and inside.sum()),
         bbox=[float(x0), float(y0), box_w, box_h],
-        segmentation=[[
-            float(x0), float(y0), float(x1), float(y0), float(x1),
-            float(y1), float(x0), float(y1)
-        ]],
+        segmentation=[
+            [float(x0), float(y0), float(x1), float(y0), float(x1), float(y1), float(x0), float(y1)]
+        ],
         area=box_w * box_h * 0.53,
-        iscrowd=0)
+        iscrowd=0,
+    )
 
 
 def crowd_annotation(rng: np.random.Generator, image: np.ndarray) -> Dict:
@@ -155,19 +206,21 @@ def crowd_annotation(rng: np.random.Generator, image: np.ndarray) -> Dict:
     x0 = int(rng.integers(0, width - region_w))
     y0 = int(rng.integers(0, height - region_h))
     figure_h = region_h * 0.8
-    for cx in np.linspace(x0 + figure_h * 0.2, x0 + region_w - figure_h * 0.2,
-                          int(rng.integers(3, 6))):
+    for cx in np.linspace(
+        x0 + figure_h * 0.2, x0 + region_w - figure_h * 0.2, int(rng.integers(3, 6))
+    ):
         kpts = figure_keypoints(rng, cx, y0 + region_h / 2, figure_h)
         draw_figure(image, kpts, figure_h, (200, 200, 200))
     mask = np.zeros((height, width), dtype=np.uint8)
-    mask[y0:y0 + region_h, x0:x0 + region_w] = 1
+    mask[y0 : y0 + region_h, x0 : x0 + region_w] = 1
     return dict(
         keypoints=[0] * 51,
         num_keypoints=0,
         bbox=[float(x0), float(y0), float(region_w), float(region_h)],
         segmentation=uncompressed_rle(mask),
         area=float(mask.sum()),
-        iscrowd=1)
+        iscrowd=1,
+    )
 
 
 def uncompressed_rle(mask: np.ndarray) -> Dict:
@@ -181,22 +234,24 @@ def uncompressed_rle(mask: np.ndarray) -> Dict:
     return dict(counts=counts, size=list(mask.shape))
 
 
-def draw_background(rng: np.random.Generator, height: int,
-                    width: int) -> np.ndarray:
+def draw_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """(height, width, 3) BGR noisy background with a few clutter lines."""
     background = rng.integers(20, 90, 3)
-    image = np.clip(background + rng.normal(0, 10, (height, width, 3)), 0,
-                    255).astype(np.uint8)
+    image = np.clip(background + rng.normal(0, 10, (height, width, 3)), 0, 255).astype(np.uint8)
     for _ in range(int(rng.integers(2, 6))):  # clutter
         p0 = rng.integers(0, (width, height))
         p1 = p0 + rng.integers(-40, 40, 2)
-        cv2.line(image, tuple(int(v) for v in p0), tuple(int(v) for v in p1),
-                 tuple(int(c) for c in rng.integers(60, 160, 3)), 2)
+        cv2.line(
+            image,
+            tuple(int(v) for v in p0),
+            tuple(int(v) for v in p1),
+            tuple(int(c) for c in rng.integers(60, 160, 3)),
+            2,
+        )
     return image
 
 
-def draw_image(rng: np.random.Generator,
-               base_size: int) -> Tuple[np.ndarray, List[Dict]]:
+def draw_image(rng: np.random.Generator, base_size: int) -> Tuple[np.ndarray, List[Dict]]:
     """One BGR image and its person annotations (without ids)."""
     fh, fw = IMAGE_SHAPES[int(rng.integers(len(IMAGE_SHAPES)))]
     height, width = int(base_size * fh), int(base_size * fw)
@@ -217,14 +272,13 @@ def draw_image(rng: np.random.Generator,
         cy = height * rng.uniform(0.45, 0.6)
         kpts = figure_keypoints(rng, cx, cy, figure_h)
         draw_figure(image, kpts, figure_h, colours[i])
-        annotations.append(
-            person_annotation(kpts, width, height, labelled,
-                              margin=figure_h * 0.05))
+        annotations.append(person_annotation(kpts, width, height, labelled, margin=figure_h * 0.05))
     return image, annotations
 
 
-def make_split(out_dir: str, split: str, num_images: int, size: int,
-               rng: np.random.Generator) -> Dict:
+def make_split(
+    out_dir: str, split: str, num_images: int, size: int, rng: np.random.Generator
+) -> Dict:
     """Write the images of one split; return its COCO dict."""
     os.makedirs(osp.join(out_dir, split), exist_ok=True)
     images, annotations = [], []
@@ -233,26 +287,18 @@ def make_split(out_dir: str, split: str, num_images: int, size: int,
         file_name = f'{image_id:06d}.png'
         cv2.imwrite(osp.join(out_dir, split, file_name), image)
         images.append(
-            dict(
-                id=image_id,
-                file_name=file_name,
-                width=image.shape[1],
-                height=image.shape[0]))
+            dict(id=image_id, file_name=file_name, width=image.shape[1], height=image.shape[0])
+        )
         for person in people:
             annotations.append(
-                dict(
-                    person,
-                    id=len(annotations) + 1,
-                    image_id=image_id,
-                    category_id=1))
+                dict(person, id=len(annotations) + 1, image_id=image_id, category_id=1)
+            )
     return person_keypoints_json(images, annotations, KEYPOINT_NAMES, SKELETON)
 
 
-def make_toy_coco_keypoints(out_dir: str,
-                            num_train: int = 200,
-                            num_val: int = 40,
-                            size: int = 256,
-                            seed: int = 0) -> Dict[str, str]:
+def make_toy_coco_keypoints(
+    out_dir: str, num_train: int = 200, num_val: int = 40, size: int = 256, seed: int = 0
+) -> Dict[str, str]:
     """Write the toy set; return the annotation file of each split."""
     check_toy_args(size, 64, num_train=num_train, num_val=num_val)
     rng = np.random.default_rng(seed)
@@ -263,8 +309,10 @@ def make_toy_coco_keypoints(out_dir: str,
         anns = coco['annotations']
         crowds = sum(a['iscrowd'] for a in anns)
         labelled = sum(a['num_keypoints'] > 0 for a in anns)
-        print(f'{split}: {len(coco["images"])} images, {labelled} labelled '
-              f'people, {crowds} crowd regions, '
-              f'{len(anns) - labelled - crowds} unlabelled people -> '
-              f'{ann_files[split]}')
+        print(
+            f'{split}: {len(coco["images"])} images, {labelled} labelled '
+            f'people, {crowds} crowd regions, '
+            f'{len(anns) - labelled - crowds} unlabelled people -> '
+            f'{ann_files[split]}'
+        )
     return ann_files

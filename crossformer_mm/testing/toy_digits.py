@@ -9,6 +9,7 @@ order), plus ImageNet's annotation lists ``ROOT/meta/{train,val}.txt``
 reads (the 1000-class configs of this package, e.g. with ``mim test``). The
 split is fixed: every ``val_every``-th sample of the file order is validation.
 """
+
 import os
 import os.path as osp
 from typing import Dict
@@ -19,8 +20,9 @@ import numpy as np
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
-def make_toy_digits(root: str, size: int = 32, val_every: int = 5,
-                    limit: int = None) -> Dict[str, int]:
+def make_toy_digits(
+    root: str, size: int = 32, val_every: int = 5, limit: int = None
+) -> Dict[str, int]:
     """Write the digits under ``root``; return ``{'train': n, 'val': m}``.
 
     Args:
@@ -31,11 +33,14 @@ def make_toy_digits(root: str, size: int = 32, val_every: int = 5,
         limit: Only the first ``limit`` samples (tiny test sets); None: all.
     """
     from PIL import Image
+
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
-        raise ImportError('the toy digits need scikit-learn: pip install scikit-learn '
-                          '(tools/install.sh installs it with the test tools)') from e
+        raise ImportError(
+            'the toy digits need scikit-learn: pip install scikit-learn '
+            '(tools/install.sh installs it with the test tools)'
+        ) from e
     if size < 32:
         raise ValueError(f'size must be >= 32 (a 4-stage CrossFormer needs 32 px), got {size}')
     if val_every < 2:
@@ -51,7 +56,7 @@ def make_toy_digits(root: str, size: int = 32, val_every: int = 5,
     lists = {split: [] for split in counts}
     for i, (image, label) in enumerate(zip(images, labels)):
         split = 'val' if i % val_every == 0 else 'train'
-        grey = Image.fromarray(np.uint8(np.round(image * 255. / 16.)), mode='L')
+        grey = Image.fromarray(np.uint8(np.round(image * 255.0 / 16.0)), mode='L')
         grey = grey.resize((size, size), Image.BICUBIC)
         name = f'{DIGIT_CLASSES[label]}/{i:04d}.png'
         grey.convert('RGB').save(osp.join(root, split, name))

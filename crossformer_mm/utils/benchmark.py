@@ -1,6 +1,7 @@
 """Pieces shared by the benchmark scripts (``tools/analysis/benchmark_backbone.py``,
 ``tools/analysis/gpu_check.py``): the dense-prediction settings, path
 switching and a timed matmul. Needs only torch and the backbone."""
+
 import platform
 import statistics
 import time
@@ -29,8 +30,7 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_matmul(n: int, dtype: torch.dtype, device: str, repeat: int = 5,
-                warmup: int = 2) -> float:
+def time_matmul(n: int, dtype: torch.dtype, device: str, repeat: int = 5, warmup: int = 2) -> float:
     """Median seconds of one ``(n, n) @ (n, n)`` product (``n**3`` multiply-adds)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)

@@ -11,6 +11,7 @@ every other difference as an error), the backbone's load pre-hooks and the
 converters all use it. Every file is read by :func:`load_checkpoint_file`
 (the safe loader).
 """
+
 import logging
 import os.path as osp
 import re
@@ -52,8 +53,9 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model it is loaded into."""
 
 
-def load_checkpoint_file(filename: str, map_location: MapLocation = 'cpu',
-                         allow_nonfinite: Optional[bool] = None) -> Any:
+def load_checkpoint_file(
+    filename: str, map_location: MapLocation = 'cpu', allow_nonfinite: Optional[bool] = None
+) -> Any:
     """Read a checkpoint from a path or URL with the safe loader.
 
     Local files and http(s) URLs go through :mod:`crossformer_mm.utils.safe_load`
@@ -77,7 +79,8 @@ def load_checkpoint_file(filename: str, map_location: MapLocation = 'cpu',
                 f'checkpoint file {filename!r} does not exist: download it, point '
                 '`init_cfg.checkpoint` (e.g. --cfg-options '
                 'model.backbone.init_cfg.checkpoint=PATH) at it, or set '
-                '`init_cfg=None` to train from scratch')
+                '`init_cfg=None` to train from scratch'
+            )
         return safe_load.load_checkpoint(filename, map_location, allow_nonfinite)
     safe_load.check_finite(checkpoint, filename, allow_nonfinite)
     return checkpoint
@@ -90,8 +93,9 @@ def _summary(keys: List[str], limit: int = 12) -> str:
 
 def strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> OrderedDict[str, Any]:
     """``state_dict`` with ``prefix`` removed from every key that starts with it."""
-    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v)
-                       for k, v in state_dict.items())
+    return OrderedDict(
+        (k[len(prefix) :] if k.startswith(prefix) else k, v) for k, v in state_dict.items()
+    )
 
 
 def unwrap_state_dict(checkpoint: Any, check: bool = True) -> OrderedDict[str, Any]:
@@ -121,15 +125,20 @@ def unwrap_state_dict(checkpoint: Any, check: bool = True) -> OrderedDict[str, A
         if check:
             raise CheckpointMismatchError(
                 'expected a state dict, or a dict holding one under "state_dict" or "model"; '
-                f'got {type(state_dict).__name__}')
+                f'got {type(state_dict).__name__}'
+            )
         return OrderedDict()
     if check:
-        others = [f'{k} ({type(v).__name__})' for k, v in state_dict.items()
-                  if not isinstance(v, torch.Tensor)]
+        others = [
+            f'{k} ({type(v).__name__})'
+            for k, v in state_dict.items()
+            if not isinstance(v, torch.Tensor)
+        ]
         if others:
             raise CheckpointMismatchError(
                 'expected a state dict, or a dict holding one under "state_dict" or "model"; '
-                f'got a dict whose values are not all tensors: {_summary(others, 8)}')
+                f'got a dict whose values are not all tensors: {_summary(others, 8)}'
+            )
     return strip_prefix(state_dict, DDP_PREFIX)
 
 
@@ -146,6 +155,7 @@ class FilteredCheckpoint(NamedTuple):
         full_model: Whether the backbone's keys had the ``backbone.`` prefix of a
             full model (detector, segmentor, pose model, mmpretrain classifier).
     """
+
     state_dict: OrderedDict[str, torch.Tensor]
     classifier: OrderedDict[str, torch.Tensor]
     dropped: OrderedDict[str, str]
@@ -179,7 +189,7 @@ def filter_checkpoint(checkpoint: Any) -> FilteredCheckpoint:
             if not key.startswith(BACKBONE_PREFIX):
                 dropped[key] = DROPPED_NOT_BACKBONE
                 continue
-            name = key[len(BACKBONE_PREFIX):]
+            name = key[len(BACKBONE_PREFIX) :]
         if DPB_INDEX_BUFFERS.search(name):
             dropped[key] = DROPPED_DPB_BUFFER
         elif name.split('.', 1)[0] in CLASSIFIER_PARTS:
@@ -190,11 +200,13 @@ def filter_checkpoint(checkpoint: Any) -> FilteredCheckpoint:
     return FilteredCheckpoint(kept, classifier, dropped, full_model)
 
 
-def load_backbone_state_dict(model: nn.Module,
-                             state_dict: Mapping[str, torch.Tensor],
-                             strict: bool = True,
-                             source: str = 'checkpoint',
-                             logger: Optional[str] = 'current') -> Tuple[List[str], List[str]]:
+def load_backbone_state_dict(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    strict: bool = True,
+    source: str = 'checkpoint',
+    logger: Optional[str] = 'current',
+) -> Tuple[List[str], List[str]]:
     """Load ``state_dict`` into ``model``, failing loudly on any difference.
 
     Shape mismatches are always an error; missing and unexpected keys are an
@@ -204,20 +216,26 @@ def load_backbone_state_dict(model: nn.Module,
         tuple: missing keys and unexpected keys (both empty when strict).
     """
     own = model.state_dict()
-    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-                  for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    mismatched = [
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in state_dict.items()
+        if k in own and own[k].shape != v.shape
+    ]
     if mismatched:
         raise CheckpointMismatchError(
             f'{source} does not fit {type(model).__name__}: shape mismatch for '
             f'{_summary(mismatched, 6)}. Is `arch` (embed dims / depths / heads) the one '
-            'the checkpoint was trained with?')
+            'the checkpoint was trained with?'
+        )
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     if missing or unexpected:
-        message = (f'{source} does not match {type(model).__name__}: '
-                   f'missing keys [{_summary(missing)}], '
-                   f'unexpected keys [{_summary(unexpected)}]. Check `arch` / `use_acl` '
-                   'against the checkpoint, or pass strict=False to load what matches.')
+        message = (
+            f'{source} does not match {type(model).__name__}: '
+            f'missing keys [{_summary(missing)}], '
+            f'unexpected keys [{_summary(unexpected)}]. Check `arch` / `use_acl` '
+            'against the checkpoint, or pass strict=False to load what matches.'
+        )
         if strict:
             raise CheckpointMismatchError(message)
         print_log(message, logger=logger, level=logging.WARNING)
@@ -225,11 +243,13 @@ def load_backbone_state_dict(model: nn.Module,
     return missing, unexpected
 
 
-def load_backbone_checkpoint(model: nn.Module,
-                             filename: str,
-                             strict: bool = True,
-                             logger: Optional[str] = 'current',
-                             allow_nonfinite: Optional[bool] = None) -> List[str]:
+def load_backbone_checkpoint(
+    model: nn.Module,
+    filename: str,
+    strict: bool = True,
+    logger: Optional[str] = 'current',
+    allow_nonfinite: Optional[bool] = None,
+) -> List[str]:
     """Load a released / converted checkpoint file into a backbone.
 
     The file is filtered by :func:`filter_checkpoint` (the backbone's load
@@ -241,12 +261,16 @@ def load_backbone_checkpoint(model: nn.Module,
     """
     checkpoint = load_checkpoint_file(filename, allow_nonfinite=allow_nonfinite)
     filtered = filter_checkpoint(checkpoint)
-    load_backbone_state_dict(model, filtered.state_dict, strict=strict,
-                             source=f'checkpoint {filename!r}', logger=logger)
+    load_backbone_state_dict(
+        model, filtered.state_dict, strict=strict, source=f'checkpoint {filename!r}', logger=logger
+    )
     dropped = sorted(filtered.dropped)
     reasons = Counter(filtered.dropped.values())
-    print_log(f'Loaded {len(filtered.state_dict)} tensors from {filename}; dropped '
-              f'{len(dropped)} keys not used by the backbone '
-              f'({", ".join(f"{n} {why}" for why, n in reasons.items()) or "none"}): '
-              f'{_summary(dropped, 20)}', logger=logger)
+    print_log(
+        f'Loaded {len(filtered.state_dict)} tensors from {filename}; dropped '
+        f'{len(dropped)} keys not used by the backbone '
+        f'({", ".join(f"{n} {why}" for why, n in reasons.items()) or "none"}): '
+        f'{_summary(dropped, 20)}',
+        logger=logger,
+    )
     return dropped

@@ -4,6 +4,7 @@ The tools serve configs of mmdet, mmseg, mmpose and mmpretrain alike: the toolbo
 config's ``default_scope``. Flags and their meaning follow the toolboxes' own
 scripts; ``--eval`` (mmdet 2.x habit) is mapped onto the test evaluator.
 """
+
 import argparse
 import importlib
 import os
@@ -19,24 +20,22 @@ TOOLBOXES = ('mmdet', 'mmseg', 'mmpose', 'mmpretrain')
 # An argument of None means the evaluator always computes that metric.
 EVAL_METRICS: Dict[str, Dict[str, Tuple[Optional[str], Tuple[str, ...]]]] = {
     'mmdet': {
-        'CocoMetric': ('metric', ('bbox', 'segm', 'proposal',
-                                  'proposal_fast')),
-        'LVISMetric': ('metric', ('bbox', 'segm', 'proposal',
-                                  'proposal_fast')),
+        'CocoMetric': ('metric', ('bbox', 'segm', 'proposal', 'proposal_fast')),
+        'LVISMetric': ('metric', ('bbox', 'segm', 'proposal', 'proposal_fast')),
         'VOCMetric': ('metric', ('mAP', 'recall')),
     },
     'mmseg': {
         'IoUMetric': ('iou_metrics', ('mIoU', 'mDice', 'mFscore')),
     },
     'mmpretrain': {
-        'Accuracy': (None, ('accuracy', )),
+        'Accuracy': (None, ('accuracy',)),
     },
     'mmpose': {
-        'CocoMetric': (None, ('mAP', )),
-        'PCKAccuracy': (None, ('PCK', )),
+        'CocoMetric': (None, ('mAP',)),
+        'PCKAccuracy': (None, ('PCK',)),
     },
 }
-MASK_METRICS = ('segm', )
+MASK_METRICS = ('segm',)
 
 
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +45,8 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
         nargs='+',
         action=DictAction,
         help='override settings of the config, key=value pairs, e.g. '
-        'model.backbone.init_cfg.checkpoint=PATH or key="[a,b]"')
+        'model.backbone.init_cfg.checkpoint=PATH or key="[a,b]"',
+    )
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -57,14 +57,16 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher')
+        help='job launcher',
+    )
     # torch.distributed.launch passes --local-rank (torch>=2.0) or
     # --local_rank (older); torchrun only sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
-def parse_args(parser: argparse.ArgumentParser,
-               argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(
+    parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None
+) -> argparse.Namespace:
     """Parse ``argv`` and export ``LOCAL_RANK`` as the stock scripts do."""
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -81,7 +83,8 @@ def load_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(
             f'config file {args.config!r} does not exist; pass the path of a '
-            'config, e.g. configs/mask_rcnn_crossformer_s_fpn_1x_coco.py')
+            'config, e.g. configs/mask_rcnn_crossformer_s_fpn_1x_coco.py'
+        )
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -89,8 +92,7 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     return cfg
 
 
@@ -101,7 +103,8 @@ def toolbox_of(cfg: Config) -> str:
         raise ValueError(
             f'config has default_scope={scope!r}; these tools run configs of '
             f'{", ".join(TOOLBOXES)}: inherit a config of one of them or set '
-            "default_scope (e.g. default_scope = 'mmdet')")
+            "default_scope (e.g. default_scope = 'mmdet')"
+        )
     return scope
 
 
@@ -120,8 +123,7 @@ def _evaluator_type(evaluator: dict) -> str:
 def _has_key(node, key: str) -> bool:
     """Whether a nested dict/list config holds ``key`` with a non-None value."""
     if isinstance(node, dict):
-        return any((k == key and v is not None) or _has_key(v, key)
-                   for k, v in node.items())
+        return any((k == key and v is not None) or _has_key(v, key) for k, v in node.items())
     if isinstance(node, (list, tuple)):
         return any(_has_key(v, key) for v in node)
     return False
@@ -132,9 +134,9 @@ def predicts_masks(cfg: Config) -> bool:
     return _has_key(cfg.model, 'mask_head')
 
 
-def apply_eval_metrics(cfg: Config,
-                       metrics: Iterable[str],
-                       eval_options: Optional[dict] = None) -> List[str]:
+def apply_eval_metrics(
+    cfg: Config, metrics: Iterable[str], eval_options: Optional[dict] = None
+) -> List[str]:
     """Map ``--eval METRIC ...`` onto ``cfg.test_evaluator``.
 
     ``--eval bbox segm`` sets ``metric=['bbox', 'segm']`` of mmdet's
@@ -148,11 +150,11 @@ def apply_eval_metrics(cfg: Config,
     metrics = list(metrics)
     if 'test_evaluator' not in cfg or not cfg.test_evaluator:
         raise ValueError('--eval needs a test_evaluator in the config')
-    if scope == 'mmdet' and set(metrics) & set(MASK_METRICS) and \
-            not predicts_masks(cfg):
+    if scope == 'mmdet' and set(metrics) & set(MASK_METRICS) and not predicts_masks(cfg):
         raise ValueError(
             f'--eval {" ".join(metrics)}: the model has no mask head, so '
-            "there is no 'segm' to evaluate; use --eval bbox")
+            "there is no 'segm' to evaluate; use --eval bbox"
+        )
     evaluators = cfg.test_evaluator
     if isinstance(evaluators, dict):
         evaluators = [evaluators]
@@ -167,7 +169,8 @@ def apply_eval_metrics(cfg: Config,
         if unknown:
             raise ValueError(
                 f'--eval {" ".join(unknown)} is not a metric of {name}; '
-                f'choose from {", ".join(allowed)}')
+                f'choose from {", ".join(allowed)}'
+            )
         if arg is not None:
             evaluator[arg] = metrics
         if eval_options:
@@ -178,5 +181,6 @@ def apply_eval_metrics(cfg: Config,
         raise ValueError(
             f'--eval cannot be mapped onto the test evaluator(s) {types} of '
             f'this {scope} config (supported: {", ".join(known)}); set the '
-            'metrics with --cfg-options test_evaluator.<arg>=... instead')
+            'metrics with --cfg-options test_evaluator.<arg>=... instead'
+        )
     return updated

@@ -9,6 +9,7 @@ backbone's loader drops them (the model derives them). The result is
 validated against a model (every key present, no extra key, every shape
 equal). Command line: ``tools/convert/crossformer_det_v2_to_v3.py``.
 """
+
 from collections import OrderedDict
 from typing import List, Tuple
 
@@ -19,15 +20,14 @@ from mmengine.registry import MODELS, init_default_scope
 from .checkpoint import DROPPED_DPB_BUFFER, filter_checkpoint, unwrap_state_dict
 
 
-def state_dict_differences(model: torch.nn.Module,
-                           state_dict: dict) -> List[str]:
+def state_dict_differences(model: torch.nn.Module, state_dict: dict) -> List[str]:
     """Human-readable differences between a model and a state dict."""
     own = model.state_dict()
     problems = [f'missing: {k}' for k in own if k not in state_dict]
     problems += [f'unexpected: {k}' for k in state_dict if k not in own]
     problems += [
-        f'shape of {k}: checkpoint {tuple(v.shape)} vs model '
-        f'{tuple(own[k].shape)}' for k, v in state_dict.items()
+        f'shape of {k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in state_dict.items()
         if k in own and own[k].shape != v.shape
     ]
     return problems
@@ -45,23 +45,26 @@ def convert(checkpoint: dict, model: torch.nn.Module) -> Tuple[dict, dict]:
     # the backbone's DPB index buffers (which the model derives) go, as the
     # backbone's loader drops them; every other key must match the model
     own = model.state_dict()
-    buffers = {k for k, why in filter_checkpoint(state_dict).dropped.items()
-               if why == DROPPED_DPB_BUFFER and k not in own}
+    buffers = {
+        k
+        for k, why in filter_checkpoint(state_dict).dropped.items()
+        if why == DROPPED_DPB_BUFFER and k not in own
+    }
     state_dict = OrderedDict((k, v) for k, v in state_dict.items() if k not in buffers)
     problems = state_dict_differences(model, state_dict)
     if problems:
         shown = '\n  '.join(problems[:20])
         raise ValueError(
-            f'the checkpoint does not match the config\'s model '
+            f"the checkpoint does not match the config's model "
             f'({len(problems)} differences):\n  {shown}\nCheck that the '
-            'config is the one the checkpoint was trained with.')
+            'config is the one the checkpoint was trained with.'
+        )
     old_meta = dict(checkpoint.get('meta') or {})
     classes = old_meta.pop('CLASSES', None)
     meta = dict(converted_from='mmdet 2.x')
     if classes is not None:
         meta['dataset_meta'] = dict(classes=tuple(classes))
-    dropped = {k: v for k, v in checkpoint.items()
-               if k not in ('state_dict', 'model', 'meta')}
+    dropped = {k: v for k, v in checkpoint.items() if k not in ('state_dict', 'model', 'meta')}
     dropped['meta'] = sorted(old_meta)
     dropped['dpb_index_buffers'] = sorted(buffers)
     return dict(meta=meta, state_dict=state_dict), dropped

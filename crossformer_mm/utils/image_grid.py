@@ -6,6 +6,7 @@ stretched. Every image keeps its aspect ratio; it is scaled down only when
 its longer side exceeds ``max_size`` (never scaled up) and sits at the
 top-left of its cell, the rest of the cell being ``background``.
 """
+
 import math
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -15,6 +16,7 @@ import numpy as np
 
 class Cell(NamedTuple):
     """Where one image lies in the grid: rows ``y:y+h``, columns ``x:x+w``."""
+
     y: int
     x: int
     h: int
@@ -28,13 +30,15 @@ def fitted_size(height: int, width: int, max_size: Optional[int]) -> Tuple[int, 
     if max_size is None or max(height, width) <= max_size:
         return height, width
     scale = max_size / max(height, width)
-    return (max(1, min(max_size, round(height * scale))),
-            max(1, min(max_size, round(width * scale))))
+    return (
+        max(1, min(max_size, round(height * scale))),
+        max(1, min(max_size, round(width * scale))),
+    )
 
 
-def grid_layout(sizes: Sequence[Tuple[int, int]],
-                columns: int,
-                gap: int = 4) -> Tuple[Tuple[int, int], List[Cell]]:
+def grid_layout(
+    sizes: Sequence[Tuple[int, int]], columns: int, gap: int = 4
+) -> Tuple[Tuple[int, int], List[Cell]]:
     """Grid of ``(h, w)`` sizes, row-major in ``columns`` columns.
 
     Row ``r`` is as high as its highest image, column ``c`` as wide as its
@@ -60,8 +64,10 @@ def grid_layout(sizes: Sequence[Tuple[int, int]],
         col_w[c] = max(col_w[c], w)
     row_y = np.cumsum([0] + [h + gap for h in row_h]).tolist()
     col_x = np.cumsum([0] + [w + gap for w in col_w]).tolist()
-    cells = [Cell(row_y[r], col_x[c], h, w)
-             for (r, c), (h, w) in ((divmod(i, columns), s) for i, s in enumerate(sizes))]
+    cells = [
+        Cell(row_y[r], col_x[c], h, w)
+        for (r, c), (h, w) in ((divmod(i, columns), s) for i, s in enumerate(sizes))
+    ]
     return (row_y[-1] - gap, col_x[-1] - gap), cells
 
 
@@ -69,24 +75,30 @@ def as_rgb(image: np.ndarray, index: int = 0) -> np.ndarray:
     """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 -> (H, W, 3) uint8
     (gray is repeated, alpha dropped)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise ValueError(f'image {index}: expected a uint8 numpy array, got '
-                         f'{getattr(image, "dtype", type(image).__name__)}; convert it with '
-                         'np.clip(image, 0, 255).astype(np.uint8)')
+        raise ValueError(
+            f'image {index}: expected a uint8 numpy array, got '
+            f'{getattr(image, "dtype", type(image).__name__)}; convert it with '
+            'np.clip(image, 0, 255).astype(np.uint8)'
+        )
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
-        raise ValueError(f'image {index}: expected shape (H, W), (H, W, 1), (H, W, 3) or '
-                         f'(H, W, 4) with H, W >= 1, got {image.shape}')
+        raise ValueError(
+            f'image {index}: expected shape (H, W), (H, W, 1), (H, W, 3) or '
+            f'(H, W, 4) with H, W >= 1, got {image.shape}'
+        )
     if image.shape[2] == 1:
         return np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(image[..., :3])
 
 
-def tile_images(images: Sequence[np.ndarray],
-                columns: int = 4,
-                gap: int = 4,
-                max_size: Optional[int] = None,
-                background: int = 255) -> np.ndarray:
+def tile_images(
+    images: Sequence[np.ndarray],
+    columns: int = 4,
+    gap: int = 4,
+    max_size: Optional[int] = None,
+    background: int = 255,
+) -> np.ndarray:
     """Tile ``images`` of any sizes into one (H, W, 3) uint8 picture.
 
     Args:
@@ -110,5 +122,5 @@ def tile_images(images: Sequence[np.ndarray],
     for image, cell in zip(rgb, cells):
         if image.shape[:2] != (cell.h, cell.w):
             image = cv2.resize(image, (cell.w, cell.h), interpolation=cv2.INTER_AREA)
-        grid[cell.y:cell.y + cell.h, cell.x:cell.x + cell.w] = image
+        grid[cell.y : cell.y + cell.h, cell.x : cell.x + cell.w] = image
     return grid

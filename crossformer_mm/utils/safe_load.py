@@ -26,6 +26,7 @@ the converters (:func:`crossformer_mm.utils.checkpoint.load_checkpoint_file`).
 Nothing global changes: the allow-list is active only inside
 ``torch.serialization.safe_globals`` around each load.
 """
+
 import os
 import os.path as osp
 import pickle
@@ -85,7 +86,8 @@ def _history_buffer_method(obj: Any, name: str) -> Any:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'getattr({getattr(obj, "__qualname__", type(obj).__name__)}, {name!r}) is not '
-        'allowed (only the statistics methods of mmengine HistoryBuffer are)')
+        'allowed (only the statistics methods of mmengine HistoryBuffer are)'
+    )
 
 
 #: The OrderedDicts that stand for yacs CfgNodes in the load running in this thread.
@@ -127,37 +129,73 @@ class CfgNodeDict(dict):
 #: (stock mmdet / mmseg / mmpose ``tools/train.py``, ``save_optimizer=True``);
 #: ``torch.serialization.get_unsafe_globals_in_checkpoint`` lists what a file uses.
 SAFE_GLOBALS: List[Tuple[Any, str, str]] = [
-    (HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer',
-     "mmengine runner files (det / seg / pose): every entry of message_hub['log_scalars']"),
-    (_history_buffer_method, 'builtins.getattr',
-     "mmengine runner files: each pickled HistoryBuffer holds its statistics methods "
-     "(getattr(HistoryBuffer, 'min' / 'max' / 'current' / 'mean')); nothing else may be getattr'd"),
-    (np_multiarray.scalar, 'numpy.core.multiarray.scalar',
-     "mmengine runner files written with numpy 1: numpy scalars, e.g. "
-     "message_hub['runtime_info']['eta'] (float64)"),
-    (np_multiarray.scalar, 'numpy._core.multiarray.scalar',
-     'mmengine runner files written with numpy 2 (its module is numpy._core): numpy scalars'),
-    (np.dtype, 'numpy.dtype',
-     'mmengine runner files: the dtype of every numpy scalar and array'),
-    (np.ndarray, 'numpy.ndarray',
-     'mmengine runner files: HistoryBuffer._log_history / _count_history arrays; '
-     "pose files: meta['dataset_meta'] arrays (keypoint weights, colours)"),
-    (np_multiarray._reconstruct, 'numpy.core.multiarray._reconstruct',
-     'mmengine runner files written with numpy 1: how every numpy array above is pickled'),
-    (np_multiarray._reconstruct, 'numpy._core.multiarray._reconstruct',
-     'mmengine runner files written with numpy 2: how every numpy array above is pickled'),
+    (
+        HistoryBuffer,
+        'mmengine.logging.history_buffer.HistoryBuffer',
+        "mmengine runner files (det / seg / pose): every entry of message_hub['log_scalars']",
+    ),
+    (
+        _history_buffer_method,
+        'builtins.getattr',
+        'mmengine runner files: each pickled HistoryBuffer holds its statistics methods '
+        "(getattr(HistoryBuffer, 'min' / 'max' / 'current' / 'mean')); "
+        "nothing else may be getattr'd",
+    ),
+    (
+        np_multiarray.scalar,
+        'numpy.core.multiarray.scalar',
+        'mmengine runner files written with numpy 1: numpy scalars, e.g. '
+        "message_hub['runtime_info']['eta'] (float64)",
+    ),
+    (
+        np_multiarray.scalar,
+        'numpy._core.multiarray.scalar',
+        'mmengine runner files written with numpy 2 (its module is numpy._core): numpy scalars',
+    ),
+    (np.dtype, 'numpy.dtype', 'mmengine runner files: the dtype of every numpy scalar and array'),
+    (
+        np.ndarray,
+        'numpy.ndarray',
+        'mmengine runner files: HistoryBuffer._log_history / _count_history arrays; '
+        "pose files: meta['dataset_meta'] arrays (keypoint weights, colours)",
+    ),
+    (
+        np_multiarray._reconstruct,
+        'numpy.core.multiarray._reconstruct',
+        'mmengine runner files written with numpy 1: how every numpy array above is pickled',
+    ),
+    (
+        np_multiarray._reconstruct,
+        'numpy._core.multiarray._reconstruct',
+        'mmengine runner files written with numpy 2: how every numpy array above is pickled',
+    ),
     # dtype classes are not pickle globals, but rebuilding a dtype checks its class
-    (type(np.dtype(np.float64)), 'numpy.dtypes.Float64DType',
-     'mmengine runner files: HistoryBuffer._log_history, numpy float64 scalars (eta)'),
-    (type(np.dtype(np.int64)), 'numpy.dtypes.Int64DType',
-     'mmengine runner files: HistoryBuffer._count_history'),
-    (type(np.dtype(np.float32)), 'numpy.dtypes.Float32DType',
-     "mmpose runner files: meta['dataset_meta']['dataset_keypoint_weights'] / sigmas"),
-    (type(np.dtype(np.uint8)), 'numpy.dtypes.UInt8DType',
-     "mmpose runner files: meta['dataset_meta'] keypoint / skeleton colours"),
-    (_CfgNodeStandIn, 'yacs.config.CfgNode',
-     "released CrossFormer classification files (cheerss/CrossFormer main.py): "
-     "ckpt['config'] is the run's yacs CfgNode; loaded as data (see _CfgNodeStandIn)"),
+    (
+        type(np.dtype(np.float64)),
+        'numpy.dtypes.Float64DType',
+        'mmengine runner files: HistoryBuffer._log_history, numpy float64 scalars (eta)',
+    ),
+    (
+        type(np.dtype(np.int64)),
+        'numpy.dtypes.Int64DType',
+        'mmengine runner files: HistoryBuffer._count_history',
+    ),
+    (
+        type(np.dtype(np.float32)),
+        'numpy.dtypes.Float32DType',
+        "mmpose runner files: meta['dataset_meta']['dataset_keypoint_weights'] / sigmas",
+    ),
+    (
+        type(np.dtype(np.uint8)),
+        'numpy.dtypes.UInt8DType',
+        "mmpose runner files: meta['dataset_meta'] keypoint / skeleton colours",
+    ),
+    (
+        _CfgNodeStandIn,
+        'yacs.config.CfgNode',
+        'released CrossFormer classification files (cheerss/CrossFormer main.py): '
+        "ckpt['config'] is the run's yacs CfgNode; loaded as data (see _CfgNodeStandIn)",
+    ),
 ]
 
 
@@ -166,7 +204,8 @@ def allow_list() -> 'torch.serialization.safe_globals':
     not already allowed, so leaving the block keeps what the user allowed)."""
     present = torch.serialization.get_safe_globals()
     return torch.serialization.safe_globals(
-        [(obj, name) for obj, name, _ in SAFE_GLOBALS if (obj, name) not in present])
+        [(obj, name) for obj, name, _ in SAFE_GLOBALS if (obj, name) not in present]
+    )
 
 
 # the opt-ins ----------------------------------------------------------------------
@@ -215,7 +254,7 @@ def _as_text(head: bytes) -> Optional[str]:
     except UnicodeDecodeError as error:
         if error.start < len(head) - 4:  # not just a character cut at the end
             return None
-        text = head[:error.start].decode('utf-8')
+        text = head[: error.start].decode('utf-8')
     if not text:
         return None
     printable = sum(c.isprintable() or c in '\r\n\t' for c in text)
@@ -228,73 +267,102 @@ def _first_line(text: str, limit: int = 80) -> str:
 
 
 def _download_hint(filename: str) -> str:
-    return (f'download it again (and check the URL) or point the config at the right '
-            f'file; delete {filename} if it is a cached download')
+    return (
+        f'download it again (and check the URL) or point the config at the right '
+        f'file; delete {filename} if it is a cached download'
+    )
 
 
 def _looks_like_pickle(head: bytes) -> bool:
     """A pickle of protocol 2-5: PROTO, then FRAME (4, 5) or a usual first opcode."""
     if len(head) < 3 or head[0] != 0x80 or head[1] not in (2, 3, 4, 5):
         return False
-    return head[2] == 0x95 if head[1] >= 4 else head[2:3] in (
-        b'}', b']', b'(', b'c', b'X', b'K', b'J', b'\x8a', b'\x88', b'\x89', b'N', b')')
+    return (
+        head[2] == 0x95
+        if head[1] >= 4
+        else head[2:3]
+        in (b'}', b']', b'(', b'c', b'X', b'K', b'J', b'\x8a', b'\x88', b'\x89', b'N', b')')
+    )
 
 
 def describe_non_checkpoint(filename: str, head: bytes, size: int) -> Optional[str]:
     """What ``filename`` is when it cannot be a torch checkpoint (None when it may be one)."""
     if size == 0:
-        return ('is empty (0 bytes): the download or copy probably failed; '
-                f'{_download_hint(filename)}')
+        return (
+            f'is empty (0 bytes): the download or copy probably failed; {_download_hint(filename)}'
+        )
     if head.startswith(_ZIP_MAGIC) or head.startswith(_LEGACY_MAGIC):
         return None
     if filename.endswith('.safetensors'):
         return None
     if head.startswith(_NPY_MAGIC):
-        return ('is a NumPy .npy file (an array saved with numpy.save), not a PyTorch '
-                'checkpoint: read it with numpy.load, or give the .pth file')
+        return (
+            'is a NumPy .npy file (an array saved with numpy.save), not a PyTorch '
+            'checkpoint: read it with numpy.load, or give the .pth file'
+        )
     text = _as_text(head)
     if text is not None:
         stripped = text.lstrip('\ufeff \t\r\n').lower()
         if stripped.startswith(('<!doctype html', '<html')) or '<html' in stripped[:1024]:
             title = re.search(r'<title[^>]*>(.*?)</title>', text, re.I | re.S)
             shown = f' (title: {title.group(1).strip()[:80]!r})' if title else ''
-            return (f'is an HTML page{shown}, not a checkpoint: a failed download (an error '
-                    f'or login page) saved as a checkpoint file; {_download_hint(filename)}')
+            return (
+                f'is an HTML page{shown}, not a checkpoint: a failed download (an error '
+                f'or login page) saved as a checkpoint file; {_download_hint(filename)}'
+            )
         if stripped.startswith('<?xml'):
-            return (f'is an XML document ({_first_line(text)!r}), not a checkpoint: usually an '
-                    f'error reply of a storage server saved by a failed download; '
-                    f'{_download_hint(filename)}')
+            return (
+                f'is an XML document ({_first_line(text)!r}), not a checkpoint: usually an '
+                f'error reply of a storage server saved by a failed download; '
+                f'{_download_hint(filename)}'
+            )
         if stripped.startswith('version https://git-lfs'):
-            return ('is a Git LFS pointer, not the checkpoint itself: run `git lfs pull` '
-                    'in its repository (or download the file)')
-        return (f'is a text file ({size} bytes, starting {_first_line(text)!r}), not a '
-                f'PyTorch checkpoint; {_download_hint(filename)}')
+            return (
+                'is a Git LFS pointer, not the checkpoint itself: run `git lfs pull` '
+                'in its repository (or download the file)'
+            )
+        return (
+            f'is a text file ({size} bytes, starting {_first_line(text)!r}), not a '
+            f'PyTorch checkpoint; {_download_hint(filename)}'
+        )
     if _looks_like_pickle(head):
-        return ('is a plain Python pickle (pickle.dump), not a file written by torch.save: '
-                'plain pickles can run code when read and are not loaded')
+        return (
+            'is a plain Python pickle (pickle.dump), not a file written by torch.save: '
+            'plain pickles can run code when read and are not loaded'
+        )
     if not head.strip(b'\x00'):
-        return (f'starts with {len(head)} zero bytes ({size} bytes in all): a preallocated '
-                f'file of an interrupted download; {_download_hint(filename)}')
-    return (f'is not a PyTorch checkpoint: its content is none of a torch.save file, a '
-            f'NumPy file, text or HTML (first bytes {head[:8]!r}, {size} bytes); is it '
-            'the right file?')
+        return (
+            f'starts with {len(head)} zero bytes ({size} bytes in all): a preallocated '
+            f'file of an interrupted download; {_download_hint(filename)}'
+        )
+    return (
+        f'is not a PyTorch checkpoint: its content is none of a torch.save file, a '
+        f'NumPy file, text or HTML (first bytes {head[:8]!r}, {size} bytes); is it '
+        'the right file?'
+    )
 
 
 def _describe_zip(filename: str, size: int) -> Optional[str]:
     """What a zip-format ``filename`` is when it is no complete torch archive."""
     if not zipfile.is_zipfile(filename):
-        return (f'is truncated (zip archive incomplete: {size} bytes, no end of archive): '
-                f'the download or copy was interrupted; {_download_hint(filename)}')
+        return (
+            f'is truncated (zip archive incomplete: {size} bytes, no end of archive): '
+            f'the download or copy was interrupted; {_download_hint(filename)}'
+        )
     with zipfile.ZipFile(filename) as archive:
         names = archive.namelist()
     if any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
         if any(n.endswith('/constants.pkl') or '/code/' in n for n in names):
-            return ('is a TorchScript archive (torch.jit.save), not a checkpoint: load it '
-                    'with torch.jit.load, or give the checkpoint (.pth) of the model')
+            return (
+                'is a TorchScript archive (torch.jit.save), not a checkpoint: load it '
+                'with torch.jit.load, or give the checkpoint (.pth) of the model'
+            )
         return None
     if names and all(n.endswith('.npy') for n in names):
-        return ('is a NumPy .npz archive (numpy.savez), not a PyTorch checkpoint: read it '
-                'with numpy.load')
+        return (
+            'is a NumPy .npz archive (numpy.savez), not a PyTorch checkpoint: read it '
+            'with numpy.load'
+        )
     shown = ', '.join(names[:5]) + (', ...' if len(names) > 5 else '')
     return f'is a zip archive but not a PyTorch checkpoint (it holds: {shown or "nothing"})'
 
@@ -318,18 +386,23 @@ def _unsafe_globals(filename: str, message: str) -> List[str]:
 def _unsafe_error(filename: str, error: Exception, names: List[str]) -> UnsafeCheckpointError:
     message = str(error)
     if names:
-        needs = (f'needs the pickle global{"s" if len(names) > 1 else ""} '
-                 f'{", ".join(names)}, which the allow-list of crossformer_mm.utils.safe_load '
-                 '(tensors, numpy arrays, the mmengine message hub, yacs configs) does not hold')
+        needs = (
+            f'needs the pickle global{"s" if len(names) > 1 else ""} '
+            f'{", ".join(names)}, which the allow-list of crossformer_mm.utils.safe_load '
+            '(tensors, numpy arrays, the mmengine message hub, yacs configs) does not hold'
+        )
     else:
         reason = message.split('WeightsUnpickler error:')[-1].strip().splitlines()
-        needs = ('cannot be read by the weights-only unpickler '
-                 f'({reason[0] if reason else type(error).__name__})')
+        needs = (
+            'cannot be read by the weights-only unpickler '
+            f'({reason[0] if reason else type(error).__name__})'
+        )
     return UnsafeCheckpointError(
         f'checkpoint {filename} {needs}: reading it could run code from the file, so it is '
         f'not loaded. If you trust this file, allow it with {TRUSTED_ENV}={osp.abspath(filename)} '
         f'(a {os.pathsep!r}-separated list of trusted files or folders, or 1 for all) and '
-        'load it again.')
+        'load it again.'
+    )
 
 
 def _invalid_error(filename: str, description: str) -> InvalidCheckpointError:
@@ -404,34 +477,64 @@ def _load(filename: str, map_location: MapLocation) -> Any:
         elif _damaged(error):
             kind = 'a zip-format' if head.startswith(_ZIP_MAGIC) else 'a pre-1.6'
             raise _invalid_error(
-                filename, f'is truncated or corrupted ({kind} torch.save file that cannot be '
-                f'read: {_short(error)}); {_download_hint(filename)}') from None
+                filename,
+                f'is truncated or corrupted ({kind} torch.save file that cannot be '
+                f'read: {_short(error)}); {_download_hint(filename)}',
+            ) from None
         else:
             raise
     warnings.warn(
         f'loading checkpoint {filename} with weights_only=False because {TRUSTED_ENV} trusts '
         f'it; it needs {", ".join(names) or "objects"} outside the allow-list, and its pickle '
-        'may run code', TrustedCheckpointWarning, stacklevel=3)
+        'may run code',
+        TrustedCheckpointWarning,
+        stacklevel=3,
+    )
     return torch.load(filename, map_location=map_location, weights_only=False)
 
 
 def _refused(error: Exception) -> bool:
     """Whether a weights-only error is a refusal (a global / an object kind), not bad data."""
     message = str(error)
-    return any(s in message for s in (
-        'GLOBAL', 'Unsupported operand', 'Can only', 'not allowed', 'Trying to call reduce',
-        'persistent_load', 'must be imported'))
+    return any(
+        s in message
+        for s in (
+            'GLOBAL',
+            'Unsupported operand',
+            'Can only',
+            'not allowed',
+            'Trying to call reduce',
+            'persistent_load',
+            'must be imported',
+        )
+    )
 
 
 def _damaged(error: Exception) -> bool:
     """Whether a load error means the bytes of a torch.save file are damaged."""
-    if isinstance(error, (EOFError, UnicodeDecodeError, zipfile.BadZipFile,
-                          pickle.UnpicklingError, IndexError, struct.error)):
+    if isinstance(
+        error,
+        (
+            EOFError,
+            UnicodeDecodeError,
+            zipfile.BadZipFile,
+            pickle.UnpicklingError,
+            IndexError,
+            struct.error,
+        ),
+    ):
         # (the weights-only unpickler indexes / unpacks past the end of a cut pickle)
         return True
-    return isinstance(error, RuntimeError) and any(s in str(error) for s in (
-        'PytorchStreamReader', 'unexpected EOF', 'corrupt', 'Invalid magic number',
-        'storage has wrong size'))
+    return isinstance(error, RuntimeError) and any(
+        s in str(error)
+        for s in (
+            'PytorchStreamReader',
+            'unexpected EOF',
+            'corrupt',
+            'Invalid magic number',
+            'storage has wrong size',
+        )
+    )
 
 
 def _short(error: Exception, limit: int = 160) -> str:
@@ -445,6 +548,7 @@ def model_weights(checkpoint: Any) -> Mapping[str, Any]:
     (:func:`crossformer_mm.utils.checkpoint.unwrap_state_dict`, unchecked: ``{}``
     for a non-mapping, values that are no tensors kept)."""
     from .checkpoint import unwrap_state_dict  # (checkpoint imports this module)
+
     return unwrap_state_dict(checkpoint, check=False)
 
 
@@ -477,12 +581,14 @@ def check_finite(checkpoint: Any, filename: str, allow_nonfinite: Optional[bool]
         f'checkpoint {filename}: {len(bad)} weight tensor{"s" if len(bad) > 1 else ""} hold '
         f'NaN or Inf: {shown}{more}. A model with these weights outputs NaN (was it saved by '
         f'a diverged run?). To load it anyway set {NONFINITE_ENV}=1 (for the CrossFormer '
-        "backbone also init_cfg=dict(type='Pretrained', ..., allow_nonfinite=True)).")
+        "backbone also init_cfg=dict(type='Pretrained', ..., allow_nonfinite=True))."
+    )
 
 
 # public entry points ----------------------------------------------------------------
-def load_checkpoint(filename: str, map_location: MapLocation = None,
-                    allow_nonfinite: Optional[bool] = None) -> Any:
+def load_checkpoint(
+    filename: str, map_location: MapLocation = None, allow_nonfinite: Optional[bool] = None
+) -> Any:
     """Load a local checkpoint file safely (see the module docstring).
 
     Raises:
@@ -505,9 +611,14 @@ def load_from_local(filename: str, map_location: MapLocation = None) -> Any:
     return load_checkpoint(filename, map_location)
 
 
-def load_url(url: str, model_dir: Optional[str] = None, map_location: MapLocation = None,
-             progress: bool = True, check_hash: bool = False,
-             file_name: Optional[str] = None) -> Any:
+def load_url(
+    url: str,
+    model_dir: Optional[str] = None,
+    map_location: MapLocation = None,
+    progress: bool = True,
+    check_hash: bool = False,
+    file_name: Optional[str] = None,
+) -> Any:
     """``torch.hub.load_state_dict_from_url`` (which mmengine's http loader calls
     with ``weights_only=False``), with the download loaded by :func:`load_checkpoint`.
 
@@ -516,6 +627,7 @@ def load_url(url: str, model_dir: Optional[str] = None, map_location: MapLocatio
     from urllib.parse import urlparse
 
     from torch.hub import HASH_REGEX, download_url_to_file, get_dir
+
     model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
     cached = osp.join(model_dir, file_name or osp.basename(urlparse(url).path))
@@ -528,18 +640,25 @@ def load_url(url: str, model_dir: Optional[str] = None, map_location: MapLocatio
     return load_checkpoint(cached, map_location)
 
 
-def load_from_http(filename: str, map_location: MapLocation = None,
-                   model_dir: Optional[str] = None, progress: bool = False) -> Any:
+def load_from_http(
+    filename: str,
+    map_location: MapLocation = None,
+    model_dir: Optional[str] = None,
+    progress: bool = False,
+) -> Any:
     """mmengine's http(s) checkpoint loader through :func:`load_url` (rank 0
     downloads first in distributed runs, as mmengine's does)."""
     from mmengine.dist import get_dist_info
+
     rank, world_size = get_dist_info()
     if rank == 0:
-        checkpoint = load_url(filename, model_dir=model_dir, map_location=map_location,
-                              progress=progress)
+        checkpoint = load_url(
+            filename, model_dir=model_dir, map_location=map_location, progress=progress
+        )
     if world_size > 1:
         torch.distributed.barrier()
         if rank > 0:
-            checkpoint = load_url(filename, model_dir=model_dir, map_location=map_location,
-                                  progress=progress)
+            checkpoint = load_url(
+                filename, model_dir=model_dir, map_location=map_location, progress=progress
+            )
     return checkpoint

@@ -1,14 +1,14 @@
 """Helpers of the classification tests: configs, models, released-layout files."""
+
 import os.path as osp
 from typing import Dict
 
 import torch
 import yacs.config
-
-import crossformer_mm.classification  # noqa: F401  (registers; mmpretrain without torchvision)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+import crossformer_mm.classification  # noqa: F401  (registers the classifier)
 from _helpers import REPO_ROOT, released_layout
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
@@ -23,6 +23,7 @@ def load_config(name: str) -> Config:
 def build_classifier(model_cfg) -> torch.nn.Module:
     init_default_scope('mmpretrain')
     from mmpretrain.registry import MODELS
+
     return MODELS.build(model_cfg)
 
 
@@ -37,8 +38,8 @@ def released_state_dict(model: torch.nn.Module, group_size: int = 7) -> Dict[str
         state[name] = value.clone()
     g = group_size
     for key in [k for k in state if k.endswith('.attn.qkv.weight')]:
-        stem = key[:-len('qkv.weight')]
-        state[stem + 'biases'] = torch.zeros((2 * g - 1)**2, 2)
+        stem = key[: -len('qkv.weight')]
+        state[stem + 'biases'] = torch.zeros((2 * g - 1) ** 2, 2)
         state[stem + 'relative_position_index'] = torch.zeros(g * g, g * g, dtype=torch.long)
     return state
 
@@ -51,5 +52,6 @@ def released_s_state_dict(reference_dir: str, deterministic_weights) -> Dict[str
 
 def yacs_config() -> yacs.config.CfgNode:
     """The kind of config object a released file pickles beside ``model``."""
-    return yacs.config.CfgNode(dict(MODEL=dict(TYPE='cross-scale', NAME='crossformer-s',
-                                               CROS=dict(EMBED_DIM=96))))
+    return yacs.config.CfgNode(
+        dict(MODEL=dict(TYPE='cross-scale', NAME='crossformer-s', CROS=dict(EMBED_DIM=96)))
+    )

@@ -1,4 +1,5 @@
 """Fixtures of the classification tests."""
+
 import pytest
 
 from classification.cls_helpers import released_s_state_dict

@@ -3,6 +3,7 @@ Released-layout files load as they are (raw, ``{'model': ...}``, with a yacs
 config beside it) through every path with nothing missing or unexpected except
 the DPB index buffers; the logits are the original head's on the original
 stage features; other input sizes (384) need no interpolation."""
+
 import os.path as osp
 
 import numpy as np
@@ -11,11 +12,16 @@ import torch
 import torch.nn.functional as F
 from mmengine.runner import load_checkpoint
 
+from classification.cls_helpers import (
+    DPB_BUFFERS,
+    build_classifier,
+    load_config,
+    released_s_state_dict,
+    released_state_dict,
+    yacs_config,
+)
 from crossformer_mm.classification import CrossFormerClsHead
 from crossformer_mm.models.backbones import CrossFormer
-
-from classification.cls_helpers import (DPB_BUFFERS, build_classifier, load_config, released_s_state_dict,
-                      released_state_dict, yacs_config)
 
 S_CONFIG = 'crossformer-s_8xb128_in1k.py'
 
@@ -31,8 +37,11 @@ def small_classifier(init_cfg=None, backbone_init_cfg=None, num_classes=1000):
 def assert_holds(model, released, skip=()):
     """Every weight of ``model`` equals its released tensor (and there is one for each)."""
     own = model.state_dict()
-    expected = {('backbone.' if k.split('.')[0] in ('patch_embed', 'layers') else 'head.') + k: v
-                for k, v in released.items() if k.rsplit('.', 1)[-1] not in DPB_BUFFERS}
+    expected = {
+        ('backbone.' if k.split('.')[0] in ('patch_embed', 'layers') else 'head.') + k: v
+        for k, v in released.items()
+        if k.rsplit('.', 1)[-1] not in DPB_BUFFERS
+    }
     assert set(own) == set(expected)
     for key, value in own.items():
         if not key.startswith(skip):
@@ -45,9 +54,14 @@ def released_files(tmp_path_factory, released_s):
     ``{'model': ..., 'config': <yacs CfgNode>, 'epoch': ...}``."""
     folder = tmp_path_factory.mktemp('released')
     files = {}
-    for name, content in (('raw', released_s), ('model', {'model': released_s}),
-                          ('yacs', {'model': released_s, 'config': yacs_config(),
-                                    'epoch': 299, 'max_accuracy': 82.5})):
+    for name, content in (
+        ('raw', released_s),
+        ('model', {'model': released_s}),
+        (
+            'yacs',
+            {'model': released_s, 'config': yacs_config(), 'epoch': 299, 'max_accuracy': 82.5},
+        ),
+    ):
         files[name] = str(folder / f'crossformer-s_{name}.pth')
         torch.save(content, files[name])
     return files
@@ -112,8 +126,8 @@ def test_init_cfg_on_the_backbone_loads_the_backbone_for_fine_tuning(released_fi
     """Pretrained on the backbone (fine-tuning to other classes): the backbone
     holds the released weights, the new 10-class head is initialised."""
     model = small_classifier(
-        backbone_init_cfg=dict(type='Pretrained', checkpoint=released_files['yacs']),
-        num_classes=10)
+        backbone_init_cfg=dict(type='Pretrained', checkpoint=released_files['yacs']), num_classes=10
+    )
     model.init_weights()
     own = model.backbone.state_dict()
     for key, value in own.items():
@@ -134,8 +148,9 @@ def test_the_bare_backbone_loads_a_released_file(layout, released_files, release
     assert not result.missing_keys and not result.unexpected_keys
 
 
-def test_logits_are_the_original_head_on_the_original_features(reference_dir,
-                                                               deterministic_weights):
+def test_logits_are_the_original_head_on_the_original_features(
+    reference_dir, deterministic_weights
+):
     """Released-layout CrossFormer-S weights (the deterministic weights of the
     reference data): the backbone gives the original model's last-stage
     features (fixture ``crossformer_s_iclr_224``), and the logits are the
@@ -154,14 +169,22 @@ def test_logits_are_the_original_head_on_the_original_features(reference_dir,
     assert feats[-1].shape == (1, 768, 7, 7)
     torch.testing.assert_close(feats[-1], out3, atol=1e-4, rtol=0)
     tokens = out3.double().flatten(2).transpose(1, 2)  # (1, 49, 768)
-    normed = F.layer_norm(tokens, (768, ), released['norm.weight'].double(),
-                          released['norm.bias'].double(), eps=1e-5)
-    expected = normed.mean(dim=1) @ released['head.weight'].double().T + released['head.bias'].double()
+    normed = F.layer_norm(
+        tokens, (768,), released['norm.weight'].double(), released['norm.bias'].double(), eps=1e-5
+    )
+    expected = (
+        normed.mean(dim=1) @ released['head.weight'].double().T + released['head.bias'].double()
+    )
     assert logits.shape == (1, 1000)
     torch.testing.assert_close(logits.double(), expected, atol=2e-4, rtol=0)
     # the order matters: averaging before the norm gives other logits
-    pooled_first = F.layer_norm(tokens.mean(dim=1), (768, ), released['norm.weight'].double(),
-                                released['norm.bias'].double(), eps=1e-5)
+    pooled_first = F.layer_norm(
+        tokens.mean(dim=1),
+        (768,),
+        released['norm.weight'].double(),
+        released['norm.bias'].double(),
+        eps=1e-5,
+    )
     other = pooled_first @ released['head.weight'].double().T + released['head.bias'].double()
     assert (other - expected).abs().max() > 1e-2
 
@@ -174,6 +197,7 @@ def test_fine_tuning_at_384_needs_no_interpolation(released_s):
     model.load_state_dict(dict(released_s), strict=True)
     model.train()
     from mmpretrain.structures import DataSample
+
     inputs = torch.randn(1, 3, 384, 384)
     samples = [DataSample().set_gt_label(3)]
     with torch.no_grad():
@@ -182,13 +206,16 @@ def test_fine_tuning_at_384_needs_no_interpolation(released_s):
     loss = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(loss)
     loss.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all()
-               for p in model.parameters() if p.requires_grad)
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all()
+        for p in model.parameters()
+        if p.requires_grad
+    )
 
 
 def test_head_rejects_a_wrong_feature_map():
     head = CrossFormerClsHead(num_classes=10, in_channels=64)
     with pytest.raises(ValueError, match='in_channels'):
-        head((torch.randn(1, 32, 2, 2), ))
+        head((torch.randn(1, 32, 2, 2),))
     with pytest.raises(ValueError, match='positive integer'):
         CrossFormerClsHead(num_classes=0, in_channels=64)

@@ -2,6 +2,7 @@
 published recipe (optimizer, no decay on 1-D parameters and biases, linear
 lr scaling, warm-up + cosine values, augmentations, evaluation transform) and
 the per-variant backbone settings."""
+
 import os
 import types
 from functools import lru_cache
@@ -13,9 +14,8 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import PARAM_SCHEDULERS
 from mmengine.runner import Runner
 
-from crossformer_mm.models.backbones import ARCH_SETTINGS
-
 from classification.cls_helpers import CONFIG_DIR, build_classifier, load_config
+from crossformer_mm.models.backbones import ARCH_SETTINGS
 
 # name: (arch, drop path, published params M, FLOPs G, top-1)
 PUBLISHED = {
@@ -49,14 +49,20 @@ def test_variant_picks_the_backbone_only(name):
     arch, drop_path, *_ = PUBLISHED[name]
     cfg = load_config(name)
     backbone = cfg.model.backbone
-    assert (backbone.arch, backbone.drop_path_rate, backbone.out_indices) == (arch, drop_path, (3, ))
+    assert (backbone.arch, backbone.drop_path_rate, backbone.out_indices) == (arch, drop_path, (3,))
     assert not {'group_size', 'crs_interval', 'lda_mode', 'use_acl'} & set(backbone)
     assert cfg.model.head.in_channels == 8 * ARCH_SETTINGS[arch]['embed_dims']
     assert cfg.model.head.num_classes == 1000
     assert cfg.custom_imports.imports == ['crossformer_mm.classification']
     reference = load_config(S_CONFIG)
-    for key in ('optim_wrapper', 'param_scheduler', 'train_dataloader', 'val_dataloader',
-                'auto_scale_lr', 'train_cfg'):
+    for key in (
+        'optim_wrapper',
+        'param_scheduler',
+        'train_dataloader',
+        'val_dataloader',
+        'auto_scale_lr',
+        'train_cfg',
+    ):
         assert cfg[key] == reference[key], key
 
 
@@ -73,11 +79,12 @@ def padded_lda_flops(by_module: dict, depths) -> float:
     """FLOPs that the windowed LDA of CrossFormer++ spends on padding tokens
     at 224 (stage maps 56 / 28 padded to multiples of G x I = 16 / 8): an LDA
     block's attention minus the unpadded SDA block's of the same stage."""
-    extra = 0.
+    extra = 0.0
     for i, depth in enumerate(depths):
         sda = by_module[f'backbone.layers.{i}.blocks.0.attn']
-        extra += sum(by_module[f'backbone.layers.{i}.blocks.{j}.attn'] - sda
-                     for j in range(1, depth, 2))
+        extra += sum(
+            by_module[f'backbone.layers.{i}.blocks.{j}.attn'] - sda for j in range(1, depth, 2)
+        )
     return extra
 
 
@@ -91,7 +98,7 @@ def test_flops_at_224_match_published(name):
     does not count; without the padding tokens the count is within 1% of the
     published one, with them within 2%."""
     arch, _, _, published, _ = PUBLISHED[name]
-    analyzer = FlopAnalyzer(classifier(name), (torch.zeros(1, 3, 224, 224), ))
+    analyzer = FlopAnalyzer(classifier(name), (torch.zeros(1, 3, 224, 224),))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     flops = analyzer.total() / 1e9
@@ -118,7 +125,7 @@ def test_optimizer_adamw_without_decay_on_norms_and_biases():
     for group in optimizer.param_groups:
         for param in group['params']:
             one_d = param.ndim == 1 or names[id(param)].endswith('.bias')
-            assert group['weight_decay'] == (0. if one_d else 0.05), names[id(param)]
+            assert group['weight_decay'] == (0.0 if one_d else 0.05), names[id(param)]
             decayed += not one_d
             no_decay += one_d
     assert decayed and no_decay and decayed + no_decay == len(names)
@@ -129,8 +136,11 @@ def scaled_lr(cfg, gpus: int, batch: int) -> float:
     model = torch.nn.Linear(2, 2)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     runner = types.SimpleNamespace(
-        _train_dataloader=dict(batch_size=batch), world_size=gpus, param_schedulers=None,
-        logger=types.SimpleNamespace(info=lambda *args: None))
+        _train_dataloader=dict(batch_size=batch),
+        world_size=gpus,
+        param_schedulers=None,
+        logger=types.SimpleNamespace(info=lambda *args: None),
+    )
     Runner.scale_lr(runner, wrapper, cfg.auto_scale_lr)
     return wrapper.optimizer.param_groups[0]['lr']
 
@@ -151,8 +161,12 @@ def test_schedule_warmup_and_cosine_values():
     cfg = load_config(S_CONFIG)
     epoch_length = 4
     optimizer = torch.optim.AdamW(torch.nn.Linear(2, 2).parameters(), lr=1e-3)
-    schedulers = [PARAM_SCHEDULERS.build(dict(s), default_args=dict(
-        optimizer=optimizer, epoch_length=epoch_length)) for s in cfg.param_scheduler]
+    schedulers = [
+        PARAM_SCHEDULERS.build(
+            dict(s), default_args=dict(optimizer=optimizer, epoch_length=epoch_length)
+        )
+        for s in cfg.param_scheduler
+    ]
     lrs = []
     for _ in range(cfg.train_cfg.max_epochs * epoch_length):
         lrs.append(optimizer.param_groups[0]['lr'])
@@ -162,8 +176,8 @@ def test_schedule_warmup_and_cosine_values():
     warmup = 20 * epoch_length
     assert lrs[0] == pytest.approx(1e-6)
     assert lrs[warmup] == pytest.approx(1e-3)
-    assert all(a <= b for a, b in zip(lrs[:warmup], lrs[1:warmup + 1]))
-    assert all(a >= b for a, b in zip(lrs[warmup:], lrs[warmup + 1:]))
+    assert all(a <= b for a, b in zip(lrs[:warmup], lrs[1 : warmup + 1]))
+    assert all(a >= b for a, b in zip(lrs[warmup:], lrs[warmup + 1 :]))
     assert lrs[-1] == pytest.approx(1e-5, rel=1e-3)
     assert lrs[warmup + (len(lrs) - warmup) // 2] == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-2)
 
@@ -171,24 +185,40 @@ def test_schedule_warmup_and_cosine_values():
 def test_augmentations_loss_and_evaluation_transform():
     cfg = load_config(S_CONFIG)
     train = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
-    assert (train['RandomResizedCrop']['scale'], train['RandomResizedCrop']['interpolation'],
-            train['RandomResizedCrop']['backend']) == (224, 'bicubic', 'pillow')
+    assert (
+        train['RandomResizedCrop']['scale'],
+        train['RandomResizedCrop']['interpolation'],
+        train['RandomResizedCrop']['backend'],
+    ) == (224, 'bicubic', 'pillow')
     assert train['RandomFlip']['prob'] == 0.5
     rand_aug = train['RandAugment']  # rand-m9-mstd0.5-inc1
-    assert (rand_aug['policies'], rand_aug['num_policies'], rand_aug['magnitude_level'],
-            rand_aug['magnitude_std'], rand_aug['total_level']) == ('timm_increasing', 2, 9, 0.5, 10)
+    assert (
+        rand_aug['policies'],
+        rand_aug['num_policies'],
+        rand_aug['magnitude_level'],
+        rand_aug['magnitude_std'],
+        rand_aug['total_level'],
+    ) == ('timm_increasing', 2, 9, 0.5, 10)
     assert (train['RandomErasing']['erase_prob'], train['RandomErasing']['mode']) == (0.25, 'rand')
     assert 'ColorJitter' not in train  # timm drops colour jitter with RandAugment
-    assert [(a['type'], a['alpha']) for a in cfg.model.train_cfg.augments] == [('Mixup', 0.8),
-                                                                             ('CutMix', 1.0)]
-    assert (cfg.model.head.loss.type, cfg.model.head.loss.label_smooth_val) == ('LabelSmoothLoss',
-                                                                               0.1)
-    test = [{k: v for k, v in t.items() if k != '_scope_'}
-            for t in cfg.test_dataloader.dataset.pipeline]
-    assert test[1] == dict(type='ResizeEdge', scale=256, edge='short', backend='pillow',
-                           interpolation='bicubic')
+    assert [(a['type'], a['alpha']) for a in cfg.model.train_cfg.augments] == [
+        ('Mixup', 0.8),
+        ('CutMix', 1.0),
+    ]
+    assert (cfg.model.head.loss.type, cfg.model.head.loss.label_smooth_val) == (
+        'LabelSmoothLoss',
+        0.1,
+    )
+    test = [
+        {k: v for k, v in t.items() if k != '_scope_'} for t in cfg.test_dataloader.dataset.pipeline
+    ]
+    assert test[1] == dict(
+        type='ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bicubic'
+    )
     assert test[2] == dict(type='CenterCrop', crop_size=224)
     assert (cfg.data_preprocessor.mean, cfg.data_preprocessor.std) == (
-        [123.675, 116.28, 103.53], [58.395, 57.12, 57.375])
+        [123.675, 116.28, 103.53],
+        [58.395, 57.12, 57.375],
+    )
     assert cfg.data_preprocessor.to_rgb
     assert cfg.train_cfg.max_epochs == 300

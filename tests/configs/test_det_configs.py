@@ -1,5 +1,6 @@
 """Detection configs: recipes, published parameter counts, and 2 training
 iterations of every config with mmdet's own (installed) ``tools/train.py``."""
+
 import glob
 import os.path as osp
 import runpy
@@ -12,12 +13,13 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 from _helpers import REPO_ROOT, make_toy_set
-
 from crossformer_mm.testing.toy_configs import TOY_CLASSES, det_smoke_options
 
 DET_CONFIGS = sorted(
-    osp.basename(p) for p in glob.glob(osp.join(REPO_ROOT, 'configs', '*.py'))
-    if osp.basename(p).startswith(('mask_rcnn_', 'retinanet_', 'cascade_')))
+    osp.basename(p)
+    for p in glob.glob(osp.join(REPO_ROOT, 'configs', '*.py'))
+    if osp.basename(p).startswith(('mask_rcnn_', 'retinanet_', 'cascade_'))
+)
 
 # Published parameter counts (M): CrossFormer paper / README tables.
 PUBLISHED_PARAMS = {
@@ -32,8 +34,7 @@ PUBLISHED_PARAMS = {
     'mask_rcnn_crossformerpp_b_fpn_1x_coco.py': 71.5,
     'retinanet_crossformerpp_b_fpn_1x_coco.py': 62.2,
 }
-MMDET_TRAIN = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',
-                       'train.py')
+MMDET_TRAIN = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
 
 
 def load(name: str) -> Config:
@@ -52,8 +53,7 @@ def test_all_eleven_detection_configs_exist():
 @pytest.mark.parametrize('name', DET_CONFIGS)
 def test_recipe(name):
     cfg = load(name)
-    assert cfg.custom_imports == dict(
-        imports=['crossformer_mm'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['crossformer_mm'], allow_failed_imports=False)
     assert cfg.default_scope == 'mmdet'
     backbone = cfg.model.backbone
     assert backbone.type == 'CrossFormer'
@@ -61,12 +61,15 @@ def test_recipe(name):
     assert backbone.crs_interval == [8, 4, 2, 1]
     assert backbone.init_cfg.type == 'Pretrained'
     optimizer = cfg.optim_wrapper.optimizer
-    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == \
-        ('AdamW', 1e-4, 1e-4)
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 1e-4, 1e-4)
     assert 'clip_grad' not in cfg.optim_wrapper
     warmup, steps = cfg.param_scheduler
-    assert (warmup.type, warmup.start_factor, warmup.end,
-            warmup.by_epoch) == ('LinearLR', 0.001, 500, False)
+    assert (warmup.type, warmup.start_factor, warmup.end, warmup.by_epoch) == (
+        'LinearLR',
+        0.001,
+        500,
+        False,
+    )
     three_x = 'ms-3x' in name
     assert cfg.train_cfg.max_epochs == (36 if three_x else 12)
     assert steps.milestones == ([27, 33] if three_x else [8, 11])
@@ -78,7 +81,8 @@ def test_recipe(name):
         assert cfg.model.neck.start_level == 1
         assert cfg.model.neck.add_extra_convs == 'on_input'
     expected_arch = ('pp-' if 'crossformerpp' in name else '') + (
-        'base' if '_b_' in name else 'small')
+        'base' if '_b_' in name else 'small'
+    )
     assert backbone.arch == expected_arch
     assert backbone.drop_path_rate == (0.3 if '_b_' in name else 0.2)
 
@@ -95,20 +99,17 @@ def test_parameter_count_matches_published(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', DET_CONFIGS)
-def test_stock_mmdet_train_two_iterations(name, toy_root, tmp_path,
-                                          monkeypatch):
+def test_stock_mmdet_train_two_iterations(name, toy_root, tmp_path, monkeypatch):
     config = osp.join(REPO_ROOT, 'configs', name)
     options = det_smoke_options(load(name), toy_root)
-    monkeypatch.setattr(sys, 'argv', [
-        MMDET_TRAIN, config, '--work-dir',
-        str(tmp_path), '--cfg-options', *options
-    ])
+    monkeypatch.setattr(
+        sys, 'argv', [MMDET_TRAIN, config, '--work-dir', str(tmp_path), '--cfg-options', *options]
+    )
     runpy.run_path(MMDET_TRAIN, run_name='__main__')
     with open(tmp_path / 'last_checkpoint') as f:
         checkpoint = torch.load(f.read().strip(), weights_only=False)
     assert checkpoint['meta']['iter'] == 2
-    assert tuple(checkpoint['meta']['dataset_meta']['classes']) == \
-        TOY_CLASSES
+    assert tuple(checkpoint['meta']['dataset_meta']['classes']) == TOY_CLASSES
 
 
 @pytest.mark.slow
@@ -121,14 +122,24 @@ def test_tools_test_py_with_flip_tta(toy_root, tmp_path, monkeypatch):
     cfg.model.backbone.init_cfg = None
     init_default_scope('mmdet')
     checkpoint = str(tmp_path / 'untrained.pth')
-    torch.save({'state_dict': MODELS.build(cfg.model).state_dict()},
-               checkpoint)
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, checkpoint)
     script = osp.join(REPO_ROOT, 'tools', 'test.py')
-    monkeypatch.setattr(sys, 'argv', [
-        script, osp.join(REPO_ROOT, 'configs', name), checkpoint, '--tta',
-        '--eval', 'bbox', '--work-dir',
-        str(tmp_path), '--cfg-options', *options
-    ])
+    monkeypatch.setattr(
+        sys,
+        'argv',
+        [
+            script,
+            osp.join(REPO_ROOT, 'configs', name),
+            checkpoint,
+            '--tta',
+            '--eval',
+            'bbox',
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            *options,
+        ],
+    )
     runpy.run_path(script, run_name='__main__')
     metrics = glob.glob(str(tmp_path / '*' / '*.json'))
     assert len(metrics) == 1

@@ -1,9 +1,10 @@
 """Semantic segmentation configs: published parameter counts, the published
 optimisation recipes, and whole-image inference at any aspect ratio."""
+
 import os
 import os.path as osp
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ UPERNET_S = 'upernet_crossformer_s_512x512_160k_ade20k.py'
 FPN_S = 'fpn_crossformer_s_512x512_80k_ade20k.py'
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_config(name: str) -> Config:
     return Config.fromfile(osp.join(CONFIG_DIR, name))
 
@@ -62,8 +63,8 @@ def test_parameter_count_matches_published(name):
     printed = Decimal(str(round(millions, 2)))  # mmcv's params_to_string
     table = printed.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)
     assert table == Decimal(str(PUBLISHED_PARAMS[name])), (
-        f'{name}: {millions:.6f}M parameters, published '
-        f'{PUBLISHED_PARAMS[name]}M')
+        f'{name}: {millions:.6f}M parameters, published {PUBLISHED_PARAMS[name]}M'
+    )
 
 
 @pytest.mark.parametrize('name', sorted(PUBLISHED_PARAMS))
@@ -72,11 +73,12 @@ def test_configs_keep_syncbn_and_no_segmentor_pretrained(name):
     assert model_cfg.pretrained is None
     assert model_cfg.decode_head.norm_cfg.type == 'SyncBN'
     assert model_cfg.backbone.init_cfg.type == 'Pretrained'
-    expected_g = ([14, 14, 7, 7], [16, 8, 2, 1]) if name in (
-        FPN_S, 'fpn_crossformer_l_512x512_80k_ade20k.py') else ([7] * 4,
-                                                                [8, 4, 2, 1])
-    assert (model_cfg.backbone.group_size,
-            model_cfg.backbone.crs_interval) == expected_g
+    expected_g = (
+        ([14, 14, 7, 7], [16, 8, 2, 1])
+        if name in (FPN_S, 'fpn_crossformer_l_512x512_80k_ade20k.py')
+        else ([7] * 4, [8, 4, 2, 1])
+    )
+    assert (model_cfg.backbone.group_size, model_cfg.backbone.crs_interval) == expected_g
 
 
 def test_upernet_optimizer_has_no_decay_on_norm_params():
@@ -85,45 +87,43 @@ def test_upernet_optimizer_has_no_decay_on_norm_params():
     optimizer = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
     assert isinstance(optimizer, torch.optim.AdamW)
     decay_of = {
-        id(p): group['weight_decay']
-        for group in optimizer.param_groups for p in group['params']
+        id(p): group['weight_decay'] for group in optimizer.param_groups for p in group['params']
     }
     names = [n for n, _ in model.named_parameters()]
     assert any('backbone' in n and 'norm' in n for n in names)
     for name, param in model.named_parameters():
-        expected = 0. if 'norm' in name else 0.01
+        expected = 0.0 if 'norm' in name else 0.01
         assert decay_of[id(param)] == expected, name
     group = optimizer.param_groups[0]
     assert (group['lr'], group['betas']) == (6e-5, (0.9, 0.999))
 
 
-def mmcv_poly_lr(base_lr: float, max_iters: int, power: float,
-                 warmup_iters: int = 0,
-                 warmup_ratio: float = 1.) -> np.ndarray:
+def mmcv_poly_lr(
+    base_lr: float, max_iters: int, power: float, warmup_iters: int = 0, warmup_ratio: float = 1.0
+) -> np.ndarray:
     """Learning rate of every iteration under mmcv 1.x's PolyLrUpdaterHook
     (min_lr 0) with a linear warm-up, as the original configs trained."""
     t = np.arange(max_iters, dtype=np.float64)
-    lr = base_lr * (1 - t / max_iters)**power
+    lr = base_lr * (1 - t / max_iters) ** power
     if warmup_iters:
         warm = t < warmup_iters
         lr[warm] *= 1 - (1 - t[warm] / warmup_iters) * (1 - warmup_ratio)
     return lr
 
 
-@pytest.mark.parametrize('name, base_lr, max_iters, power, warmup', [
-    (UPERNET_S, 6e-5, 160000, 1.0, (1500, 1e-6)),
-    (FPN_S, 1e-4, 80000, 0.9, ()),
-])
-def test_lr_schedule_equals_original_mmcv_poly(name, base_lr, max_iters,
-                                               power, warmup):
+@pytest.mark.parametrize(
+    'name, base_lr, max_iters, power, warmup',
+    [
+        (UPERNET_S, 6e-5, 160000, 1.0, (1500, 1e-6)),
+        (FPN_S, 1e-4, 80000, 0.9, ()),
+    ],
+)
+def test_lr_schedule_equals_original_mmcv_poly(name, base_lr, max_iters, power, warmup):
     cfg = load_config(name)
     assert cfg.train_cfg.max_iters == max_iters
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.AdamW([param], lr=cfg.optim_wrapper.optimizer.lr)
-    schedulers = [
-        PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer))
-        for s in cfg.param_scheduler
-    ]
+    schedulers = [PARAM_SCHEDULERS.build(dict(s, optimizer=optimizer)) for s in cfg.param_scheduler]
     lrs = []
     for _ in range(max_iters):
         lrs.append(optimizer.param_groups[0]['lr'])
@@ -141,13 +141,12 @@ def test_whole_image_inference_at_own_aspect_ratio(name):
     assert model.test_cfg.mode == 'whole'
     seen = []
     model.backbone.register_forward_hook(
-        lambda module, inputs, outputs: seen.append(inputs[0].shape))
+        lambda module, inputs, outputs: seen.append(inputs[0].shape)
+    )
     image = torch.randint(0, 256, (3, 72, 100), dtype=torch.uint8)
-    sample = SegDataSample(metainfo=dict(img_shape=(72, 100),
-                                         ori_shape=(72, 100)))
+    sample = SegDataSample(metainfo=dict(img_shape=(72, 100), ori_shape=(72, 100)))
     with torch.no_grad():
-        result = model.test_step(dict(inputs=[image],
-                                      data_samples=[sample]))[0]
+        result = model.test_step(dict(inputs=[image], data_samples=[sample]))[0]
     assert seen == [(1, 3, 72, 100)]
     assert result.seg_logits.data.shape == (150, 72, 100)
     assert result.pred_sem_seg.data.shape == (1, 72, 100)

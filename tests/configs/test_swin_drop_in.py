@@ -7,12 +7,13 @@ channels, as in every CrossFormer) with Swin's ``out_indices`` / ``in_channels``
 ``frozen_stages`` / ``with_cp`` kept, and one block per stage to stay fast. What the test does
 not test shrinks: images of :data:`IMAGE_SIZE`, batch augments that pad to the training size
 (LSJ's 1024x1024) pad to that size instead, class counts above :data:`HUGE_CLASSES` (V3Det)
-become :data:`MAX_CLASSES`, query counts above :data:`MAX_QUERIES` (more than the tokens of a small
-image) become :data:`MAX_QUERIES`, sliding-window test crops fit the image. Then one training step through
-the model's own ``train_step`` (finite loss, a finite non-zero gradient for every backbone
-parameter) and one prediction. A model-level ``pretrained`` (mmseg's K-Net) is handed a
-CrossFormer checkpoint, as mmseg hands it to the backbone.
+become :data:`MAX_CLASSES`, query counts above :data:`MAX_QUERIES` (more than the tokens of a
+small image) become :data:`MAX_QUERIES`, sliding-window test crops fit the image. Then one
+training step through the model's own ``train_step`` (finite loss, a finite non-zero gradient
+for every backbone parameter) and one prediction. A model-level ``pretrained`` (mmseg's K-Net)
+is handed a CrossFormer checkpoint, as mmseg hands it to the backbone.
 """
+
 import ast
 import functools
 import glob
@@ -37,9 +38,10 @@ TOOLBOXES = ('mmdet', 'mmseg', 'mmpose')
 GROUNDING_FOLDERS = ('glip', 'grounding_dino', 'mm_grounding_dino')
 #: Other configs left out, with the reason.
 EXCLUDED: Dict[str, str] = {
-    'mmdet/v3det/fcos_swinb_fpn_8x4_sample1e-3_mstrain_v3det_2x':
-        "the stock config does not build in mmdet 3.3.0, with Swin either: it gives FPN "
-        "`force_grad_on_level`, an argument no mmdet module has",
+    'mmdet/v3det/fcos_swinb_fpn_8x4_sample1e-3_mstrain_v3det_2x': (
+        'the stock config does not build in mmdet 3.3.0, with Swin either: it gives FPN '
+        '`force_grad_on_level`, an argument no mmdet module has'
+    ),
 }
 #: Image side (mmdet / mmseg); mmpose keeps its 4:3 top-down aspect (H x W, multiples of 32
 #: as 256 x 192).
@@ -63,14 +65,15 @@ def _base_files(path: str) -> List[str]:
     tree = ast.parse(open(path).read())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-                getattr(target, 'id', None) == '_base_' for target in node.targets):
+            getattr(target, 'id', None) == '_base_' for target in node.targets
+        ):
             bases = ast.literal_eval(node.value)
             bases = [bases] if isinstance(bases, str) else list(bases)
             return [osp.normpath(osp.join(osp.dirname(path), b)) for b in bases if '::' not in b]
     return []
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _uses_swin(path: str) -> bool:
     """The config or one of its bases names ``SwinTransformer``."""
     if not osp.exists(path):
@@ -102,10 +105,21 @@ def test_discovery_finds_the_swin_families():
     ids = [config_id for config_id, _ in CONFIGS]
     families = {config_id.rsplit('/', 1)[0] for config_id in ids}
     # the families the README names; a toolbox update that drops one shows up here
-    for family in ('mmdet/dino', 'mmdet/ddq', 'mmdet/dyhead', 'mmdet/mask2former',
-                   'mmdet/maskformer', 'mmdet/rtmdet', 'mmdet/v3det', 'mmdet/swin',
-                   'mmseg/mask2former', 'mmseg/maskformer', 'mmseg/knet', 'mmseg/swin',
-                   'mmpose/body_2d_keypoint/topdown_heatmap/coco'):
+    for family in (
+        'mmdet/dino',
+        'mmdet/ddq',
+        'mmdet/dyhead',
+        'mmdet/mask2former',
+        'mmdet/maskformer',
+        'mmdet/rtmdet',
+        'mmdet/v3det',
+        'mmdet/swin',
+        'mmseg/mask2former',
+        'mmseg/maskformer',
+        'mmseg/knet',
+        'mmseg/swin',
+        'mmpose/body_2d_keypoint/topdown_heatmap/coco',
+    ):
         assert family in families, (family, sorted(families))
     assert not any(config_id.split('/')[1] in GROUNDING_FOLDERS for config_id in ids)
     assert set(EXCLUDED) <= set(ids), 'an exclusion names a config that no longer exists'
@@ -124,17 +138,26 @@ def _walk(node, visit) -> None:
 
 def crossformer_for(swin: dict) -> dict:
     """A CrossFormer with the stage widths and outputs of a Swin backbone config."""
-    assert swin['type'] in ('SwinTransformer', 'mmdet.SwinTransformer', 'mmseg.SwinTransformer',
-                            'mmpose.SwinTransformer', 'mmpretrain.SwinTransformer'), swin
+    assert swin['type'] in (
+        'SwinTransformer',
+        'mmdet.SwinTransformer',
+        'mmseg.SwinTransformer',
+        'mmpose.SwinTransformer',
+        'mmpretrain.SwinTransformer',
+    ), swin
     width = swin.get('embed_dims', 96)
     stages = len(swin.get('depths', (2, 2, 6, 2)))  # RTMDet-P6's Swin has 5
     backbone = dict(
         type='CrossFormer',
-        arch=dict(embed_dims=width, depths=(1, ) * stages,
-                  num_heads=tuple(width * 2**i // 32 for i in range(stages))),
+        arch=dict(
+            embed_dims=width,
+            depths=(1,) * stages,
+            num_heads=tuple(width * 2**i // 32 for i in range(stages)),
+        ),
         out_indices=tuple(swin.get('out_indices', (0, 1, 2, 3))),
-        drop_path_rate=0.,
-        init_cfg=None)
+        drop_path_rate=0.0,
+        init_cfg=None,
+    )
     for key in ('in_channels', 'frozen_stages', 'with_cp'):
         if key in swin:
             backbone[key] = swin[key]
@@ -193,50 +216,80 @@ def build_swapped(path: str, tmp_path) -> Tuple[torch.nn.Module, str, dict]:
 # inputs -----------------------------------------------------------------------------------
 def _num_classes(model_cfg) -> int:
     counts = []
-    _walk(model_cfg, lambda node: counts.append(node['num_classes'])
-          if isinstance(node.get('num_classes'), int) else None)
+    _walk(
+        model_cfg,
+        lambda node: (
+            counts.append(node['num_classes']) if isinstance(node.get('num_classes'), int) else None
+        ),
+    )
     return min(counts) if counts else MAX_CLASSES
 
 
-def make_batch(model: torch.nn.Module, toolbox: str, image: Tuple[int, int],
-               in_channels: int) -> dict:
+def make_batch(
+    model: torch.nn.Module, toolbox: str, image: Tuple[int, int], in_channels: int
+) -> dict:
     torch.manual_seed(0)
     if toolbox == 'mmdet' and type(model).__name__ == 'Mask2FormerVideo':
         # one clip of 2 frames (the video model takes one clip per process)
         from mmdet.testing import demo_track_inputs
-        return demo_track_inputs(1, num_frames=2, image_shapes=[(in_channels, *image)],
-                                 num_items=[2], num_classes=MAX_CLASSES, with_mask=True)
+
+        return demo_track_inputs(
+            1,
+            num_frames=2,
+            image_shapes=[(in_channels, *image)],
+            num_items=[2],
+            num_classes=MAX_CLASSES,
+            with_mask=True,
+        )
     if toolbox == 'mmdet':
         from mmdet.testing import demo_mm_inputs
+
         head = getattr(model, 'panoptic_head', None)
         panoptic = head is not None and getattr(head, 'num_stuff_classes', 0) > 0
-        num_classes = (head.num_things_classes + head.num_stuff_classes if head is not None
-                       else getattr(getattr(model, 'bbox_head', None), 'num_classes', None)
-                       or MAX_CLASSES)
-        with_mask = (head is not None
-                     or getattr(getattr(model, 'roi_head', None), 'with_mask', False)
-                     or 'Ins' in type(getattr(model, 'bbox_head', None)).__name__)
-        return demo_mm_inputs(BATCH, [(in_channels, *image)] * BATCH, num_items=[2] * BATCH,
-                              num_classes=min(num_classes, MAX_CLASSES), with_mask=with_mask,
-                              with_semantic=panoptic)
+        num_classes = (
+            head.num_things_classes + head.num_stuff_classes
+            if head is not None
+            else getattr(getattr(model, 'bbox_head', None), 'num_classes', None) or MAX_CLASSES
+        )
+        with_mask = (
+            head is not None
+            or getattr(getattr(model, 'roi_head', None), 'with_mask', False)
+            or 'Ins' in type(getattr(model, 'bbox_head', None)).__name__
+        )
+        return demo_mm_inputs(
+            BATCH,
+            [(in_channels, *image)] * BATCH,
+            num_items=[2] * BATCH,
+            num_classes=min(num_classes, MAX_CLASSES),
+            with_mask=with_mask,
+            with_semantic=panoptic,
+        )
     if toolbox == 'mmseg':
         from mmengine.structures import PixelData
         from mmseg.structures import SegDataSample
+
         num_classes = model.decode_head.num_classes
         inputs, samples = [], []
         for _ in range(BATCH):
             inputs.append(torch.randint(0, 256, (in_channels, *image), dtype=torch.uint8))
-            sample = SegDataSample(metainfo=dict(img_shape=image, ori_shape=image,
-                                                 pad_shape=image))
+            sample = SegDataSample(metainfo=dict(img_shape=image, ori_shape=image, pad_shape=image))
             sample.gt_sem_seg = PixelData(
-                data=torch.randint(0, num_classes, (1, *image), dtype=torch.long))
+                data=torch.randint(0, num_classes, (1, *image), dtype=torch.long)
+            )
             samples.append(sample)
         return dict(inputs=inputs, data_samples=samples)
     from mmpose.testing import get_packed_inputs
+
     heatmap = (image[1] // 4, image[0] // 4)  # (w, h) at stride 4
-    return get_packed_inputs(BATCH, num_keypoints=model.head.out_channels, img_shape=image,
-                             input_size=(image[1], image[0]), heatmap_size=heatmap,
-                             with_reg_label=False, with_simcc_label=False)
+    return get_packed_inputs(
+        BATCH,
+        num_keypoints=model.head.out_channels,
+        img_shape=image,
+        input_size=(image[1], image[0]),
+        heatmap_size=heatmap,
+        with_reg_label=False,
+        with_simcc_label=False,
+    )
 
 
 # the test ---------------------------------------------------------------------------------
@@ -244,8 +297,9 @@ TESTED = [(config_id, path) for config_id, path in CONFIGS if config_id not in E
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('path', [path for _, path in TESTED],
-                         ids=[config_id for config_id, _ in TESTED])
+@pytest.mark.parametrize(
+    'path', [path for _, path in TESTED], ids=[config_id for config_id, _ in TESTED]
+)
 def test_crossformer_replaces_swin(path, tmp_path, record_property):
     start = time.process_time()
     model, toolbox, backbone = build_swapped(path, tmp_path)
@@ -255,8 +309,11 @@ def test_crossformer_replaces_swin(path, tmp_path, record_property):
     grads = {}  # backbone parameter -> (gradient is finite, gradient is non-zero)
     for name, param in model.backbone.named_parameters():
         if param.requires_grad:
-            param.register_hook(lambda grad, name=name: grads.__setitem__(
-                name, (bool(torch.isfinite(grad).all()), bool(grad.any()))))
+            param.register_hook(
+                lambda grad, name=name: grads.__setitem__(
+                    name, (bool(torch.isfinite(grad).all()), bool(grad.any()))
+                )
+            )
     assert grads == {} and any(p.requires_grad for p in model.backbone.parameters())
     model.train()
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-2))
@@ -272,8 +329,9 @@ def test_crossformer_replaces_swin(path, tmp_path, record_property):
     with torch.no_grad():
         predictions = model.test_step(batch)
     assert len(predictions) == len(batch['inputs'])
-    field = {'mmdet': 'pred_instances', 'mmseg': 'pred_sem_seg',
-             'mmpose': 'pred_instances'}[toolbox]
+    field = {'mmdet': 'pred_instances', 'mmseg': 'pred_sem_seg', 'mmpose': 'pred_instances'}[
+        toolbox
+    ]
     if toolbox == 'mmdet' and 'pred_panoptic_seg' in predictions[0]:
         field = 'pred_panoptic_seg'
     if hasattr(predictions[0], 'video_data_samples'):  # video: one prediction per frame

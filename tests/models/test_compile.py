@@ -4,6 +4,7 @@ Under dynamo the fused path is SDPA and ``F.linear`` (the oneDNN linear is
 eager-only, :mod:`crossformer_mm.models.layers.linear`); these tests pin that
 the traced function is the eager function, and that inductor compiles it.
 """
+
 import copy
 
 import pytest
@@ -26,7 +27,7 @@ GRAD_MODES = {
 
 def _backbone(lda_mode: str) -> CrossFormer:
     torch.manual_seed(0)
-    model = CrossFormer(arch=ARCH, lda_mode=lda_mode, drop_path_rate=0.)
+    model = CrossFormer(arch=ARCH, lda_mode=lda_mode, drop_path_rate=0.0)
     for module in model.modules():  # non-trivial DPB weights
         if hasattr(module, 'pos'):
             for p in module.pos.parameters():
@@ -80,9 +81,10 @@ def test_compiled_equals_eager_and_compiles_once(lda_mode):
             sum((o * (i + 1)).mean() for i, o in enumerate(outs_c)).backward()
             grads_c = dict(model.named_parameters())
             for key, param in eager.named_parameters():
-                scale = max(1., param.grad.abs().max().item())
-                torch.testing.assert_close(grads_c[key].grad, param.grad, atol=1e-5 * scale,
-                                           rtol=1e-5, msg=key)
+                scale = max(1.0, param.grad.abs().max().item())
+                torch.testing.assert_close(
+                    grads_c[key].grad, param.grad, atol=1e-5 * scale, rtol=1e-5, msg=key
+                )
     assert counter.frame_count == 3  # one graph per grad mode, nothing else
 
 

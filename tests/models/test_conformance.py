@@ -4,6 +4,7 @@ Fixtures: ``shared/reference/fixtures`` (see its README). Weights come from
 ``det_weights.py`` of the reference data (the ``deterministic_weights`` fixture),
 derived from the key names alone.
 """
+
 import os.path as osp
 
 import numpy as np
@@ -17,15 +18,16 @@ CASES = {
     'crossformer_s_iclr_224': dict(arch='small', lda_mode='iclr'),
     'crossformer_s_iclr_256x352': dict(arch='small', lda_mode='iclr'),
     'crossformer_s_main_256x352': dict(arch='small', lda_mode='windowed'),
-    'crossformerpp_s_main_256x352': dict(arch='pp-small', group_size=[7] * 4,
-                                         crs_interval=[8, 4, 2, 1]),
+    'crossformerpp_s_main_256x352': dict(
+        arch='pp-small', group_size=[7] * 4, crs_interval=[8, 4, 2, 1]
+    ),
 }
 
 
 @pytest.mark.parametrize('use_fused_attn', [True, False], ids=['fused', 'reference'])
 @pytest.mark.parametrize('fixture', sorted(CASES))
 def test_matches_original(fixture, use_fused_attn, reference_dir, deterministic_weights):
-    model = CrossFormer(drop_path_rate=0., use_fused_attn=use_fused_attn, **CASES[fixture])
+    model = CrossFormer(drop_path_rate=0.0, use_fused_attn=use_fused_attn, **CASES[fixture])
     shapes = {k: v.shape for k, v in model.state_dict().items() if v.is_floating_point()}
     model.load_state_dict(deterministic_weights.deterministic_state_dict(shapes))
     model.eval()

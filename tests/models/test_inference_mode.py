@@ -3,6 +3,7 @@
 Derived tables are module state made at construction (normal tensors): an
 inference-mode forward leaves nothing behind that a grad-mode computation sees.
 """
+
 import copy
 
 import pytest
@@ -28,8 +29,9 @@ def _train_grads(model, x):
 @pytest.mark.parametrize('lda_mode', ['iclr', 'windowed'])
 def test_inference_mode_then_training(lda_mode, use_fused_attn):
     torch.manual_seed(0)
-    model = CrossFormer(arch=TINY, lda_mode=lda_mode, drop_path_rate=0.,
-                        use_fused_attn=use_fused_attn)
+    model = CrossFormer(
+        arch=TINY, lda_mode=lda_mode, drop_path_rate=0.0, use_fused_attn=use_fused_attn
+    )
     model.init_weights()
     fresh = copy.deepcopy(model)
     # 70x90: padded SDA and LDA layouts in stages 1-2, the small-map rule in stages 3-4

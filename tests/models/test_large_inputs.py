@@ -6,7 +6,7 @@ group of side ``max(H, W)`` whose extra tokens are masked padding: same
 outputs on every real token, but a 4000x60 image through the ++ Mask R-CNN
 asked for one 12.7 GB allocation.
 """
-import os.path as osp
+
 import sys
 import textwrap
 
@@ -29,12 +29,12 @@ class SquareGroupLSDA(LSDA):
 
 def _pair(attn_type, use_fused_attn):
     torch.manual_seed(0)
-    new = LSDA(64, 2, 7, 2, attn_type=attn_type, lda_mode='windowed',
-               use_fused_attn=use_fused_attn)
+    new = LSDA(64, 2, 7, 2, attn_type=attn_type, lda_mode='windowed', use_fused_attn=use_fused_attn)
     for p in new.pos.parameters():  # non-trivial DPB, so that every offset matters
         p.data.add_(torch.randn_like(p) * 0.3)
-    old = SquareGroupLSDA(64, 2, 7, 2, attn_type=attn_type, lda_mode='windowed',
-                          use_fused_attn=use_fused_attn)
+    old = SquareGroupLSDA(
+        64, 2, 7, 2, attn_type=attn_type, lda_mode='windowed', use_fused_attn=use_fused_attn
+    )
     old.load_state_dict(new.state_dict())
     return new, old
 
@@ -79,23 +79,28 @@ def test_whole_map_group_equals_dense_masked_attention(use_fused_attn):
     new.eval()
     H, W, C = 3, 20, 64
     x = torch.randn(1, H, W, C)
-    coords = torch.stack(torch.meshgrid(torch.arange(H), torch.arange(W), indexing='ij'),
-                         -1).view(-1, 2).float()
+    coords = (
+        torch.stack(torch.meshgrid(torch.arange(H), torch.arange(W), indexing='ij'), -1)
+        .view(-1, 2)
+        .float()
+    )
     with torch.no_grad():
         q, k, v = new.qkv(x.view(1, H * W, C)).view(H * W, 3, 2, 32).permute(1, 2, 0, 3)
         bias = new.pos((coords[:, None] - coords[None]).view(-1, 2)).view(H * W, H * W, 2)
-        scores = q @ k.transpose(-2, -1) * 32 ** -0.5 + bias.permute(2, 0, 1)
+        scores = q @ k.transpose(-2, -1) * 32**-0.5 + bias.permute(2, 0, 1)
         expected = new.proj((scores.softmax(-1) @ v).transpose(0, 1).reshape(1, H, W, C))
         torch.testing.assert_close(new(x), expected, atol=1e-5, rtol=1e-4)
 
 
-PROBE = '''
+PROBE = """
 def address_space_mib():
     with open('/proc/self/status') as status:
         return next(int(line.split()[1]) // 1024 for line in status if line.startswith('VmPeak:'))
-'''
+"""
 
-DETECTOR_SCRIPT = PROBE + '''
+DETECTOR_SCRIPT = (
+    PROBE
+    + """
 import time
 import numpy as np
 from mmdet.apis import inference_detector, init_detector
@@ -111,9 +116,12 @@ for h, w in [(4000, 60), (60, 4000)]:
     print(f'image {h}x{w}: batch_input_shape {tuple(result.batch_input_shape)} '
           f'masks {tuple(result.pred_instances.masks.shape)} '
           f'{time.time() - start:.1f}s, address space {address_space_mib()} MiB', flush=True)
-'''
+"""
+)
 
-BACKBONE_SCRIPT = PROBE + '''
+BACKBONE_SCRIPT = (
+    PROBE
+    + """
 import time
 import torch
 from mmengine.config import Config
@@ -129,14 +137,18 @@ for name, kwargs in [('detection G/I', detection), ('pp-small G/I', {})]:
             outs = model(torch.randn(1, 3, h, w))
         print(f'{name} {h}x{w}: {[tuple(o.shape[2:]) for o in outs]} '
               f'{time.time() - start:.1f}s, address space {address_space_mib()} MiB', flush=True)
-'''
+"""
+)
 
 
 def _run_limited(tmp_path, script: str, limit_kib: int) -> str:
     path = tmp_path / 'script.py'
     path.write_text(textwrap.dedent(script))
-    return run(['bash', '-c', f'ulimit -v {limit_kib} && exec "{sys.executable}" "{path}"'],
-               cwd=REPO_ROOT, timeout=600)
+    return run(
+        ['bash', '-c', f'ulimit -v {limit_kib} && exec "{sys.executable}" "{path}"'],
+        cwd=REPO_ROOT,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow

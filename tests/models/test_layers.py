@@ -1,4 +1,5 @@
 """Unit tests of the CrossFormer building blocks (CEL, DPB, LSDA, block)."""
+
 import pytest
 import torch
 
@@ -14,12 +15,15 @@ from crossformer_mm.models.layers.cross_scale_embed import split_channels
 from crossformer_mm.models.layers.dpb import relative_offset_tables
 
 
-@pytest.mark.parametrize('channels,kernels,expected', [
-    (96, 4, [48, 24, 12, 12]),
-    (64, 4, [32, 16, 8, 8]),
-    (128, 4, [64, 32, 16, 16]),
-    (192, 2, [96, 96]),
-])
+@pytest.mark.parametrize(
+    'channels,kernels,expected',
+    [
+        (96, 4, [48, 24, 12, 12]),
+        (64, 4, [32, 16, 8, 8]),
+        (128, 4, [64, 32, 16, 16]),
+        (192, 2, [96, 96]),
+    ],
+)
 def test_split_channels(channels, kernels, expected):
     assert split_channels(channels, kernels) == expected
 
@@ -69,7 +73,7 @@ def test_dpb_group_bias_shape_and_values():
     bias = dpb.group_bias(*relative_offset_tables(4, 5, torch.device('cpu')))
     assert bias.shape == (3, 20, 20)
     # token 7 = (1, 2), token 0 = (0, 0): offset (1, 2)
-    expected = dpb(torch.tensor([[1., 2.]]))[0]
+    expected = dpb(torch.tensor([[1.0, 2.0]]))[0]
     torch.testing.assert_close(bias[:, 7, 0], expected)
 
 
@@ -95,8 +99,12 @@ def test_group_layouts():
 
 def _group_ids(layout):
     """Group index of every position of the padded map, via group()."""
-    ids = torch.arange(layout.num_groups).view(1, -1, 1, 1).expand(
-        1, layout.num_groups, layout.group_tokens, 1).float()
+    ids = (
+        torch.arange(layout.num_groups)
+        .view(1, -1, 1, 1)
+        .expand(1, layout.num_groups, layout.group_tokens, 1)
+        .float()
+    )
     return layout.ungroup(ids)[0, :, :, 0].long()
 
 
@@ -139,15 +147,21 @@ def naive_lsda(attn: LSDA, x: torch.Tensor) -> torch.Tensor:
     """
     B, H, W, C = x.shape
     layout = attn.layout(H, W)
-    G, I = (layout.group_h, layout.interval)
+    G, step = (layout.group_h, layout.interval)
 
     def group_and_position(h, w):
         if layout.interval == 1:  # SDA
-            return (h // layout.group_h, w // layout.group_w), (h % layout.group_h, w % layout.group_w)
+            return (h // layout.group_h, w // layout.group_w), (
+                h % layout.group_h,
+                w % layout.group_w,
+            )
         if attn.lda_mode == 'iclr':
-            return (h % I, w % I), (h // I, w // I)
-        span = G * I
-        return (h // span, w // span, h % I, w % I), ((h % span) // I, (w % span) // I)
+            return (h % step, w % step), (h // step, w // step)
+        span = G * step
+        return (h // span, w // span, h % step, w % step), (
+            (h % span) // step,
+            (w % span) // step,
+        )
 
     members = {}
     for h in range(H):
@@ -171,18 +185,22 @@ def naive_lsda(attn: LSDA, x: torch.Tensor) -> torch.Tensor:
     return attn.proj(out)
 
 
-@pytest.mark.parametrize('attn_type,lda_mode,group_size,interval,size', [
-    ('sda', 'iclr', 4, 1, (10, 11)),        # padded SDA
-    ('lda', 'iclr', 4, 3, (10, 11)),        # dilated global groups, padded
-    ('lda', 'windowed', 2, 3, (10, 13)),    # windowed, with fully padded groups
-    ('lda', 'iclr', 7, 2, (5, 9)),          # small map: SDA with min side
-    ('sda', 'windowed', 7, 2, (6, 9)),      # small map: one group over the whole map
-])
+@pytest.mark.parametrize(
+    'attn_type,lda_mode,group_size,interval,size',
+    [
+        ('sda', 'iclr', 4, 1, (10, 11)),  # padded SDA
+        ('lda', 'iclr', 4, 3, (10, 11)),  # dilated global groups, padded
+        ('lda', 'windowed', 2, 3, (10, 13)),  # windowed, with fully padded groups
+        ('lda', 'iclr', 7, 2, (5, 9)),  # small map: SDA with min side
+        ('sda', 'windowed', 7, 2, (6, 9)),  # small map: one group over the whole map
+    ],
+)
 @pytest.mark.parametrize('fused', [True, False])
 def test_lsda_matches_brute_force(attn_type, lda_mode, group_size, interval, size, fused):
     torch.manual_seed(0)
-    attn = LSDA(64, 2, group_size, interval, attn_type=attn_type, lda_mode=lda_mode,
-                use_fused_attn=fused).eval()
+    attn = LSDA(
+        64, 2, group_size, interval, attn_type=attn_type, lda_mode=lda_mode, use_fused_attn=fused
+    ).eval()
     x = torch.randn(2, *size, 64)
     with torch.no_grad():
         torch.testing.assert_close(attn(x), naive_lsda(attn, x), atol=1e-5, rtol=1e-4)

@@ -1,4 +1,5 @@
 """The oneDNN linear layers (models/layers/linear.py) against F.linear."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,8 +30,9 @@ def test_outputs_and_gradients_match_f_linear(activation, bias, monkeypatch):
     x = torch.randn(2, 25, 38, 96)  # token-major (B, H, W, C), as in the blocks
     calls = []
     real_apply = OneDNNLinearFunction.apply
-    monkeypatch.setattr(OneDNNLinearFunction, 'apply',
-                        lambda *args: calls.append(1) or real_apply(*args))
+    monkeypatch.setattr(
+        OneDNNLinearFunction, 'apply', lambda *args: calls.append(1) or real_apply(*args)
+    )
     fast = _grads(lambda t: layer(t, activation), x, layer)
     assert calls, 'the training call did not run the oneDNN function'
     ref = _grads(lambda t: _reference(t, layer, activation), x, layer)
@@ -91,7 +93,7 @@ def test_wrong_dtype_and_activation_are_reported():
     layer = Linear(8, 8)
     with pytest.raises(RuntimeError, match='dtype'):
         layer(torch.randn(2, 8, dtype=torch.float64))
-    with pytest.raises(ValueError, match="activation must be one of"):
+    with pytest.raises(ValueError, match='activation must be one of'):
         linear(torch.randn(2, 8), layer.weight, activation='relu')
 
 
@@ -108,7 +110,7 @@ def test_use_fused_attn_switches_the_linears():
 def test_second_derivative_is_refused_not_wrong():
     layer = Linear(8, 8)
     x = torch.randn(3, 8, requires_grad=True)
-    (grad, ) = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
+    (grad,) = torch.autograd.grad(layer(x).pow(2).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match='once_differentiable'):
         grad.sum().backward()
 

@@ -67,12 +67,23 @@ def test_mmseg_encoder_decoder_hands_pretrained_to_the_backbone(tmp_path):
     register_all_modules()
     path = tmp_path / 'cf.pth'
     state = _saved_backbone(path)
-    cfg = Config(dict(model=dict(
-        type='EncoderDecoder',
-        pretrained=str(path),
-        backbone=dict(type='CrossFormer', arch=TINY, out_indices=(3, )),
-        decode_head=dict(type='FCNHead', in_channels=256, channels=16, num_convs=1,
-                         num_classes=3, in_index=0))))
+    cfg = Config(
+        dict(
+            model=dict(
+                type='EncoderDecoder',
+                pretrained=str(path),
+                backbone=dict(type='CrossFormer', arch=TINY, out_indices=(3,)),
+                decode_head=dict(
+                    type='FCNHead',
+                    in_channels=256,
+                    channels=16,
+                    num_convs=1,
+                    num_classes=3,
+                    in_index=0,
+                ),
+            )
+        )
+    )
     segmentor = MODELS.build(cfg.model)
     segmentor.init_weights()
     _assert_loaded(segmentor.backbone, state)

@@ -1,5 +1,6 @@
 """Fixtures of the pose tests: the original HigherHRNet layout with formula
 weights (COCO 17 joints and a CrowdPose 14-joint version of it)."""
+
 import os.path as osp
 
 import pytest
@@ -20,10 +21,9 @@ def original_state_dict(reference_dir, deterministic_weights):
         for line in open(osp.join(reference_dir, 'higherhrnet_w32_keys.txt'))
         if not line.startswith('#')
     ]
-    floats = deterministic_weights.deterministic_state_dict({
-        key: eval(shape)
-        for key, shape, dtype, _ in rows if dtype.startswith('float')
-    })
+    floats = deterministic_weights.deterministic_state_dict(
+        {key: eval(shape) for key, shape, dtype, _ in rows if dtype.startswith('float')}
+    )
     return {key: floats.get(key, torch.tensor(0)) for key, *_ in rows}
 
 
@@ -39,8 +39,7 @@ def crowdpose_original(original_state_dict):
     dropped = [32 + j for j in range(2 * K_COCO) if j not in KEPT_OUT0]
     reference['deconv_layers.0.0.0.weight'] = deconv.clone()
     reference['deconv_layers.0.0.0.weight'][dropped] = 0
-    crowd['deconv_layers.0.0.0.weight'] = deconv[
-        [*range(32), *[32 + j for j in KEPT_OUT0]]].clone()
+    crowd['deconv_layers.0.0.0.weight'] = deconv[[*range(32), *[32 + j for j in KEPT_OUT0]]].clone()
     for name in ('weight', 'bias'):
         crowd[f'final_layers.0.{name}'] = original_state_dict[f'final_layers.0.{name}'][KEPT_OUT0]
         crowd[f'final_layers.1.{name}'] = original_state_dict[f'final_layers.1.{name}'][:K_CROWD]

@@ -7,22 +7,23 @@ from mmengine.registry import init_default_scope
 from mmpose.registry import KEYPOINT_CODECS, TRANSFORMS
 
 import crossformer_mm.pose  # noqa: F401  (registers the modules)
+from crossformer_mm.pose.codec import HigherResolutionAssociativeEmbedding
 from crossformer_mm.testing.toy_coco_keypoints import uncompressed_rle
-from crossformer_mm.pose.codec import \
-    HigherResolutionAssociativeEmbedding
 
 INPUT = (64, 48)  # (w, h): maps (16, 12) at stride 4, (32, 24) at stride 2
 
+
 def gaussian(dx, dy, sigma=2.0):
     return np.exp(-(dx**2 + dy**2) / (2 * sigma**2))
+
 
 def encode(keypoints, visible=None, input_size=INPUT):
     codec = HigherResolutionAssociativeEmbedding()
     keypoints = np.asarray(keypoints, dtype=np.float32)
     if visible is None:
         visible = np.ones(keypoints.shape[:2], dtype=np.float32)
-    return codec.encode(keypoints, np.asarray(visible, np.float32),
-                        input_size=input_size)
+    return codec.encode(keypoints, np.asarray(visible, np.float32), input_size=input_size)
+
 
 def one_joint(x, y, num_keypoints=3, joint=1):
     keypoints = np.zeros((1, num_keypoints, 2), dtype=np.float32)
@@ -30,6 +31,7 @@ def one_joint(x, y, num_keypoints=3, joint=1):
     keypoints[0, joint] = x, y
     visible[0, joint] = 1
     return keypoints, visible
+
 
 def test_floored_placement_and_window_at_both_strides():
     encoded = encode(*one_joint(41.7, 22.9))
@@ -48,10 +50,12 @@ def test_floored_placement_and_window_at_both_strides():
     assert np.count_nonzero(hm2[1]) == 15 * 15
     assert not hm4[[0, 2]].any() and not hm2[[0, 2]].any()
 
+
 def test_window_is_clipped_at_the_border():
     hm4, _ = encode(*one_joint(1.0, 1.0))['heatmaps']
     assert hm4[1, 0, 0] == 1.0
     assert np.count_nonzero(hm4[1]) == 8 * 8  # rows/cols 0..7 of the window
+
 
 def test_outside_and_invisible_joints_are_skipped():
     keypoints = np.array([[[70.0, 10.0], [10.0, -5.0], [10.0, 10.0]]])
@@ -59,6 +63,7 @@ def test_outside_and_invisible_joints_are_skipped():
     assert not hm4.any() and not hm2.any()
     idx = encode(keypoints, [[1, 1, 0]])['keypoint_indices']
     assert idx[..., 1].tolist() == [[0, 0, 0]]
+
 
 def test_integer_part_truncates_like_the_original():
     # x = -2 is -0.5 at stride 4: int() gives column 0, so the original kept
@@ -69,9 +74,9 @@ def test_integer_part_truncates_like_the_original():
     assert not hm2.any()
     assert encoded['keypoint_indices'][0, 1].tolist() == [5 * 16 + 0, 1]
 
+
 def test_people_combine_by_maximum_and_tag_indices_at_stride_4():
-    keypoints = np.array([[[8.0, 8.0], [30.0, 20.0]],
-                          [[12.0, 8.0], [63.9, 47.9]]])
+    keypoints = np.array([[[8.0, 8.0], [30.0, 20.0]], [[12.0, 8.0], [63.9, 47.9]]])
     encoded = encode(keypoints, [[1, 1], [1, 0]])
     hm4 = encoded['heatmaps'][0]
     # joint 0 of both people at stride 4: (2, 2) and (3, 2)
@@ -79,8 +84,8 @@ def test_people_combine_by_maximum_and_tag_indices_at_stride_4():
     assert hm4[0, 2, 4] == pytest.approx(max(gaussian(2, 0), gaussian(1, 0)))
     idx = encoded['keypoint_indices']
     assert idx.dtype == np.int64 and idx.shape == (2, 2, 2)
-    assert idx.tolist() == [[[2 * 16 + 2, 1], [5 * 16 + 7, 1]],
-                            [[2 * 16 + 3, 1], [0, 0]]]
+    assert idx.tolist() == [[[2 * 16 + 2, 1], [5 * 16 + 7, 1]], [[2 * 16 + 3, 1], [0, 0]]]
+
 
 def test_input_size_is_required_and_checked():
     codec = HigherResolutionAssociativeEmbedding()
@@ -90,10 +95,11 @@ def test_input_size_is_required_and_checked():
     with pytest.raises(ValueError, match='not divisible'):
         codec.encode(keypoints, visible, input_size=(66, 64))
 
+
 def test_registered_in_mmpose_codecs():
-    codec = KEYPOINT_CODECS.build(
-        dict(type='HigherResolutionAssociativeEmbedding', sigma=2))
+    codec = KEYPOINT_CODECS.build(dict(type='HigherResolutionAssociativeEmbedding', sigma=2))
     assert isinstance(codec, HigherResolutionAssociativeEmbedding)
+
 
 def crowd_rle(height, width, x0, y0, x1, y1):
     """Uncompressed COCO RLE of a box, as COCO stores crowd regions (written
@@ -102,14 +108,21 @@ def crowd_rle(height, width, x0, y0, x1, y1):
     mask[y0:y1, x0:x1] = 1
     return uncompressed_rle(mask)
 
+
 def test_train_pipeline_packs_targets_masks_and_indices():
     """The config's target steps on one image: crowd (RLE) and unlabelled
     person (polygon) masked, outside of the image masked, fields packed."""
     init_default_scope('mmpose')
     codec = dict(type='HigherResolutionAssociativeEmbedding')
     steps = [
-        dict(type='BottomupRandomAffine', input_size=(64, 64),
-             scale_type='long', scale_prob=0, rotate_prob=0, shift_prob=0),
+        dict(
+            type='BottomupRandomAffine',
+            input_size=(64, 64),
+            scale_type='long',
+            scale_prob=0,
+            rotate_prob=0,
+            shift_prob=0,
+        ),
         dict(type='GenerateTarget', encoder=codec),
         dict(type='BottomupGetHeatmapMaskWithCrowd'),
         dict(type='PackPoseInputs'),

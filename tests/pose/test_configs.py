@@ -1,5 +1,6 @@
 """The pose configs: one model recipe per size shared by COCO and CrowdPose,
 the datasets' joints, splits and metrics."""
+
 import os.path as osp
 
 import pytest
@@ -7,9 +8,8 @@ from mmengine.config import Config
 from mmpose.datasets.datasets.utils import parse_pose_metainfo
 from mmpose.registry import DATASETS
 
-from crossformer_mm.pose.codec import COCO_KEYPOINT_ORDER, CROWDPOSE_KEYPOINT_ORDER
-
 from _helpers import REPO_ROOT
+from crossformer_mm.pose.codec import COCO_KEYPOINT_ORDER, CROWDPOSE_KEYPOINT_ORDER
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 MODELS = ('w32_{}_512x512', 'w32_{}_640x640', 'w48_{}_640x640')
@@ -32,8 +32,14 @@ def test_coco_and_crowdpose_differ_only_in_dataset_and_joints(model):
     assert tuple(coco.model.head.decoder.pop('decode_keypoint_order')) == COCO_KEYPOINT_ORDER
     assert tuple(crowd.model.head.decoder.pop('decode_keypoint_order')) == CROWDPOSE_KEYPOINT_ORDER
     assert coco.model == crowd.model
-    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'auto_scale_lr', 'default_hooks',
-                'custom_imports'):
+    for key in (
+        'optim_wrapper',
+        'param_scheduler',
+        'train_cfg',
+        'auto_scale_lr',
+        'default_hooks',
+        'custom_imports',
+    ):
         assert coco[key] == crowd[key], key
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert coco[loader].dataset.pipeline == crowd[loader].dataset.pipeline
@@ -46,11 +52,16 @@ def test_crowdpose_configs_train_on_trainval_and_test_on_test():
         assert cfg.train_dataloader.dataset.type == 'CrowdPoseDataset'
         assert cfg.train_dataloader.dataset.ann_file.endswith('mmpose_crowdpose_trainval.json')
         for split in ('val', 'test'):
-            assert cfg[f'{split}_dataloader'].dataset.ann_file.endswith('mmpose_crowdpose_test.json')
+            assert cfg[f'{split}_dataloader'].dataset.ann_file.endswith(
+                'mmpose_crowdpose_test.json'
+            )
             evaluator = cfg[f'{split}_evaluator']
             assert evaluator.ann_file.endswith('mmpose_crowdpose_test.json')
             assert (evaluator.iou_type, evaluator.use_area, evaluator.prefix) == (
-                'keypoints_crowd', False, 'crowdpose')
+                'keypoints_crowd',
+                False,
+                'crowdpose',
+            )
         size = int(model[-3:])
         assert cfg.train_dataloader.dataset.pipeline[1].input_size == (size, size)
         assert cfg.test_dataloader.dataset.pipeline[1].input_size == size

@@ -19,8 +19,7 @@ from _helpers import REPO_ROOT, run
 from crossformer_mm.pose import convert
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'higherhrnet_w32_coco_512x512.py')
-CROWDPOSE_CONFIG = osp.join(REPO_ROOT, 'configs',
-                            'higherhrnet_w32_crowdpose_512x512.py')
+CROWDPOSE_CONFIG = osp.join(REPO_ROOT, 'configs', 'higherhrnet_w32_crowdpose_512x512.py')
 
 
 @pytest.fixture(scope='module')
@@ -42,14 +41,14 @@ def model():
 
 @pytest.fixture(scope='module')
 def fixture_data(reference_dir):
-    return np.load(
-        osp.join(reference_dir, 'fixtures', 'higherhrnet_w32_256.npz'))
+    return np.load(osp.join(reference_dir, 'fixtures', 'higherhrnet_w32_256.npz'))
 
 
 def head_outputs(model, data):
     with torch.no_grad():
-        return [out.numpy() for out in model.head(model.extract_feat(
-            torch.from_numpy(data['input'])))]
+        return [
+            out.numpy() for out in model.head(model.extract_feat(torch.from_numpy(data['input'])))
+        ]
 
 
 def test_keys_split_into_backbone_and_head(converter, original_state_dict):
@@ -62,15 +61,13 @@ def test_keys_split_into_backbone_and_head(converter, original_state_dict):
 
 
 def test_converted_weights_reproduce_the_original_outputs(
-        converter, original_state_dict, model, reference_dir):
-    result = model.load_state_dict(
-        converter.convert_state_dict(original_state_dict), strict=True)
+    converter, original_state_dict, model, reference_dir
+):
+    result = model.load_state_dict(converter.convert_state_dict(original_state_dict), strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-    data = np.load(
-        osp.join(reference_dir, 'fixtures', 'higherhrnet_w32_256.npz'))
+    data = np.load(osp.join(reference_dir, 'fixtures', 'higherhrnet_w32_256.npz'))
     with torch.no_grad():
-        outputs = model.head(model.extract_feat(torch.from_numpy(
-            data['input'])))
+        outputs = model.head(model.extract_feat(torch.from_numpy(data['input'])))
     for output, name in zip(outputs, ('out0', 'out1')):
         reference = data[name]
         assert output.shape == reference.shape
@@ -78,12 +75,10 @@ def test_converted_weights_reproduce_the_original_outputs(
         assert error / np.abs(reference).max() < 5e-6, (name, error)
 
 
-def test_fp16_wrapper_checkpoint_is_unwrapped_and_cast(converter,
-                                                       original_state_dict):
+def test_fp16_wrapper_checkpoint_is_unwrapped_and_cast(converter, original_state_dict):
     """640 files: ``1.`` prefix (fp16 wrapper) and half tensors."""
     wrapped = {
-        f'1.{k}': v.half() if v.is_floating_point() else v
-        for k, v in original_state_dict.items()
+        f'1.{k}': v.half() if v.is_floating_point() else v for k, v in original_state_dict.items()
     }
     converted = converter.convert_state_dict({'state_dict': wrapped})
     reference = converter.convert_state_dict(original_state_dict)
@@ -97,13 +92,12 @@ def test_fp16_wrapper_checkpoint_is_unwrapped_and_cast(converter,
 
 
 @pytest.mark.slow
-def test_command_line_writes_a_loadable_checkpoint(converter,
-                                                   original_state_dict,
-                                                   tmp_path, model):
+def test_command_line_writes_a_loadable_checkpoint(converter, original_state_dict, tmp_path, model):
     src, dst = tmp_path / 'original.pth', tmp_path / 'converted.pth'
     torch.save({f'1.{k}': v for k, v in original_state_dict.items()}, src)
-    out = run([sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src),
-               str(dst)])
+    out = run(
+        [sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src), str(dst)]
+    )
     assert '28,645,331 weights' in out
     assert '17 joints (coco' in out
     checkpoint = _load_checkpoint(str(dst), map_location='cpu')  # the safe loader
@@ -112,14 +106,17 @@ def test_command_line_writes_a_loadable_checkpoint(converter,
     assert meta['dataset_name'] == 'coco' and meta['num_keypoints'] == 17
 
 
-def test_training_checkpoint_of_the_original_code_is_unwrapped(converter,
-                                                               original_state_dict):
+def test_training_checkpoint_of_the_original_code_is_unwrapped(converter, original_state_dict):
     """The original training code's ``checkpoint.pth`` (DDP around the fp16
     wrapper: ``module.1.`` keys under ``state_dict``, the model's name under
     ``model``) goes through the package's one unwrap, then the ``1.`` prefix."""
-    checkpoint = {'epoch': 300, 'model': 'pose_higher_hrnet', 'best_perf': 0.67,
-                  'state_dict': {f'module.1.{k}': v for k, v in original_state_dict.items()},
-                  'optimizer': {'state': {}, 'param_groups': []}}
+    checkpoint = {
+        'epoch': 300,
+        'model': 'pose_higher_hrnet',
+        'best_perf': 0.67,
+        'state_dict': {f'module.1.{k}': v for k, v in original_state_dict.items()},
+        'optimizer': {'state': {}, 'param_groups': []},
+    }
     original = converter.original_state_dict(checkpoint)
     assert list(original) == list(original_state_dict)
     assert all(original[k] is v for k, v in original_state_dict.items())
@@ -137,19 +134,24 @@ KEPT_OUT0 = [*range(14), *range(17, 31)]  # the 14 joints' final_layers.0 channe
 
 
 def test_crowdpose_checkpoint_converts_and_matches_the_coco_model(
-        converter, crowdpose_original, fixture_data):
+    converter, crowdpose_original, fixture_data
+):
     crowd, reference = crowdpose_original
     assert crowd['final_layers.0.weight'].shape[0] == 28
     assert crowd['final_layers.1.weight'].shape[0] == 14
-    converted = converter.convert_state_dict({f'1.{k}': v.half() if v.is_floating_point() else v
-                                              for k, v in crowd.items()})
+    converted = converter.convert_state_dict(
+        {f'1.{k}': v.half() if v.is_floating_point() else v for k, v in crowd.items()}
+    )
     assert converter.head_layout(converted) == (14, 1)
     crowd_model = build(CROWDPOSE_CONFIG)
     result = crowd_model.load_state_dict(converted, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     coco_model = build(CONFIG)
-    coco_model.load_state_dict(converter.convert_state_dict(
-        {k: v.half().float() if v.is_floating_point() else v for k, v in reference.items()}))
+    coco_model.load_state_dict(
+        converter.convert_state_dict(
+            {k: v.half().float() if v.is_floating_point() else v for k, v in reference.items()}
+        )
+    )
     crowd_out = head_outputs(crowd_model, fixture_data)
     coco_out = head_outputs(coco_model, fixture_data)
     assert crowd_out[0].shape == (1, 28, 64, 64) and crowd_out[1].shape == (1, 14, 128, 128)
@@ -162,8 +164,9 @@ def test_command_line_converts_a_crowdpose_checkpoint(crowdpose_original, tmp_pa
     src, dst = tmp_path / 'crowdpose_original.pth', tmp_path / 'converted.pth'
     crowd, _ = crowdpose_original
     torch.save(crowd, src)
-    out = run([sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src),
-               str(dst)])
+    out = run(
+        [sys.executable, 'tools/convert/higherhrnet_official_to_mmpose.py', str(src), str(dst)]
+    )
     assert '14 joints (crowdpose' in out
     model = build(CROWDPOSE_CONFIG)
     checkpoint = load_checkpoint(model, str(dst), map_location='cpu', strict=True)
@@ -189,23 +192,35 @@ def mmpose0x_state_dict(original_state_dict) -> OrderedDict:
     original's), with the module-version metadata that ``state_dict()``
     records (version 1: no ``_version`` in mmpose 0.x's model)."""
     state_dict = OrderedDict(
-        (('keypoint_head.' if k.startswith(('final_layers.', 'deconv_layers.'))
-          else 'backbone.') + k, v) for k, v in original_state_dict.items())
+        (
+            ('keypoint_head.' if k.startswith(('final_layers.', 'deconv_layers.')) else 'backbone.')
+            + k,
+            v,
+        )
+        for k, v in original_state_dict.items()
+    )
     state_dict._metadata = OrderedDict({'': {'version': 1}})
     return state_dict
 
 
-def test_mmpose0x_checkpoint_loads_as_it_is(original_state_dict, fixture_data, model,
-                                            converter, tmp_path):
+def test_mmpose0x_checkpoint_loads_as_it_is(
+    original_state_dict, fixture_data, model, converter, tmp_path
+):
     path = tmp_path / 'higher_hrnet32_coco_512x512-8ae85183.pth'
-    torch.save({'meta': {'mmpose_version': '0.29.0', 'epoch': 300, 'iter': 292800},
-                'state_dict': mmpose0x_state_dict(original_state_dict)}, path)
+    torch.save(
+        {
+            'meta': {'mmpose_version': '0.29.0', 'epoch': 300, 'iter': 292800},
+            'state_dict': mmpose0x_state_dict(original_state_dict),
+        },
+        path,
+    )
     loaded = build(CONFIG)
     # no key left over or missing
     load_checkpoint(loaded, str(path), map_location='cpu', strict=True)
     model.load_state_dict(converter.convert_state_dict(original_state_dict), strict=True)
-    for out_0x, out_converted, name in zip(head_outputs(loaded, fixture_data),
-                                           head_outputs(model, fixture_data), ('out0', 'out1')):
+    for out_0x, out_converted, name in zip(
+        head_outputs(loaded, fixture_data), head_outputs(model, fixture_data), ('out0', 'out1')
+    ):
         np.testing.assert_array_equal(out_0x, out_converted)
         reference = fixture_data[name]
         assert np.abs(out_0x - reference).max() / np.abs(reference).max() < 5e-6

@@ -13,6 +13,7 @@ config's dataset meta is used). The weights are untrained (see
 :func:`untrained_state_dict`); the toy learning checks show the predictions
 are right (``tools/misc/train_toy_pose.py``).
 """
+
 import json
 import os
 import os.path as osp
@@ -30,7 +31,7 @@ from _helpers import REPO_ROOT, run
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 POSE_CONFIGS = sorted(n for n in os.listdir(CONFIG_DIR) if n.startswith('higherhrnet_'))
 
-SCRIPT = r'''
+SCRIPT = r"""
 import sys
 assert not [m for m in sys.modules if m.split('.')[0] in ('crossformer_mm', 'mmpose', 'torch')]
 from mmpose.apis import MMPoseInferencer, inference_bottomup, init_model  # first of all
@@ -43,20 +44,24 @@ for job in json.loads(sys.argv[1]):
     h, w = job['sizes'][0]
     image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
     inst = inference_bottomup(model, image)[0].pred_instances
+    inside = (inst.keypoints > -w) & (inst.keypoints < 2 * max(h, w))
     result = dict(config=job['config'], dataset=model.dataset_meta['dataset_name'],
-                  api_keypoints=list(inst.keypoints.shape), api_scores=list(inst.keypoint_scores.shape),
-                  api_people=len(inst.bbox_scores),
-                  api_inside=bool(np.all((inst.keypoints > -w) & (inst.keypoints < 2 * max(h, w)))))
+                  api_keypoints=list(inst.keypoints.shape),
+                  api_scores=list(inst.keypoint_scores.shape),
+                  api_people=len(inst.bbox_scores), api_inside=bool(np.all(inside)))
     h, w = job['sizes'][1]
-    inferencer = MMPoseInferencer(pose2d=job['config'], pose2d_weights=job['checkpoint'], device='cpu')
+    inferencer = MMPoseInferencer(pose2d=job['config'], pose2d_weights=job['checkpoint'],
+                                  device='cpu')
     people = next(inferencer(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)))['predictions'][0]
+    first = people[0] if people else {}
     result.update(inferencer_dataset=inferencer.inferencer.model.dataset_meta['dataset_name'],
                   inferencer_people=len(people),
                   inferencer_keys=sorted(people[0]) if people else [],
-                  inferencer_keypoints=[len(people[0]['keypoints']), len(people[0]['keypoints'][0])] if people else [],
+                  inferencer_keypoints=(
+                      [len(first['keypoints']), len(first['keypoints'][0])] if people else []),
                   inferencer_scores=len(people[0]['keypoint_scores']) if people else 0)
     print('RESULT ' + json.dumps(result), flush=True)
-'''
+"""
 
 
 def build(config: str):
@@ -83,6 +88,7 @@ def jobs(tmp_path_factory):
     """One (config, checkpoint, image sizes, joints) job per pose config, with
     the three checkpoint kinds in turn."""
     from crossformer_mm.pose.convert import convert_state_dict, dataset_meta_for
+
     root = tmp_path_factory.mktemp('inference_checkpoints')
     sizes = [[[123, 77], [61, 205]], [[300, 181], [97, 97]]]
     jobs = []
@@ -93,25 +99,46 @@ def jobs(tmp_path_factory):
         path = str(root / config.replace('.py', '.pth'))
         if config.startswith('higherhrnet_w32_'):  # converted from the original layout
             original = {k.split('.', 1)[1]: v for k, v in state_dict.items()}
-            torch.save({'state_dict': convert_state_dict(original),
-                        'meta': {'dataset_meta': dataset_meta_for(num_keypoints)}}, path)
+            torch.save(
+                {
+                    'state_dict': convert_state_dict(original),
+                    'meta': {'dataset_meta': dataset_meta_for(num_keypoints)},
+                },
+                path,
+            )
         elif i % 2:  # runner-style: the dataset meta of the config's train set
-            torch.save({'state_dict': state_dict,
-                        'meta': {'dataset_meta': dataset_meta_from_config(cfg), 'epoch': 1}},
-                       path)
+            torch.save(
+                {
+                    'state_dict': state_dict,
+                    'meta': {'dataset_meta': dataset_meta_from_config(cfg), 'epoch': 1},
+                },
+                path,
+            )
         else:  # a bare state dict: the config's dataset meta is used
             torch.save(state_dict, path)
-        jobs.append(dict(config=osp.join(CONFIG_DIR, config), checkpoint=path,
-                         sizes=sizes[i % 2], num_keypoints=num_keypoints,
-                         dataset=cfg.train_dataloader.dataset.type))
+        jobs.append(
+            dict(
+                config=osp.join(CONFIG_DIR, config),
+                checkpoint=path,
+                sizes=sizes[i % 2],
+                num_keypoints=num_keypoints,
+                dataset=cfg.train_dataloader.dataset.type,
+            )
+        )
     return jobs
 
 
 @pytest.mark.slow
 def test_inference_apis_run_every_pose_config_in_a_fresh_interpreter(jobs):
     out = run([sys.executable, '-c', SCRIPT, json.dumps(jobs)], timeout=1800)
-    results = {r['config']: r for r in (json.loads(line[len('RESULT '):])
-                                        for line in out.splitlines() if line.startswith('RESULT '))}
+    results = {
+        r['config']: r
+        for r in (
+            json.loads(line[len('RESULT ') :])
+            for line in out.splitlines()
+            if line.startswith('RESULT ')
+        )
+    }
     assert len(results) == len(jobs) == len(POSE_CONFIGS) == 7, out[-3000:]
     for job in jobs:
         result, k = results[job['config']], job['num_keypoints']
@@ -123,4 +150,6 @@ def test_inference_apis_run_every_pose_config_in_a_fresh_interpreter(jobs):
         assert result['api_inside'], result
         assert result['inferencer_people'] >= 1, result
         assert result['inferencer_keypoints'] == [k, 2] and result['inferencer_scores'] == k
-        assert {'keypoints', 'keypoint_scores', 'bbox', 'bbox_score'} <= set(result['inferencer_keys'])
+        assert {'keypoints', 'keypoint_scores', 'bbox', 'bbox_score'} <= set(
+            result['inferencer_keys']
+        )

@@ -1,11 +1,11 @@
 """HigherHRNet losses against hand-computed values."""
+
 import math
 
 import pytest
 import torch
 
-from crossformer_mm.pose.loss import (AssociativeEmbeddingPullPushLoss,
-                                             MultiResolutionHeatmapLoss)
+from crossformer_mm.pose.loss import AssociativeEmbeddingPullPushLoss, MultiResolutionHeatmapLoss
 
 
 def tag_maps(values, num_keypoints=2, size=3):
@@ -34,10 +34,12 @@ def test_pull_push_two_people():
 
 
 def test_pull_push_factors_and_batch_mean():
-    tags = torch.cat([
-        tag_maps({(0, 4): 1.0, (1, 7): 3.0, (0, 2): 1.0}),
-        tag_maps({(0, 0): 0.5, (1, 1): 0.5}),
-    ])
+    tags = torch.cat(
+        [
+            tag_maps({(0, 4): 1.0, (1, 7): 3.0, (0, 2): 1.0}),
+            tag_maps({(0, 0): 0.5, (1, 1): 0.5}),
+        ]
+    )
     idx = [
         indices([[[4, 1], [7, 1]], [[2, 1], [0, 0]]]),
         indices([[[0, 1], [1, 1]]]),  # one person, all tags equal
@@ -53,7 +55,7 @@ def test_three_people_push_matches_formula():
     tags = tag_maps({(0, i): m for i, m in enumerate(means)}, size=2)
     idx = indices([[[i, 1], [0, 0]] for i in range(3)])
     pull, push = AssociativeEmbeddingPullPushLoss(1.0, 1.0)(tags, [idx])
-    pairs = sum(math.exp(-(a - b)**2) for a in means for b in means)
+    pairs = sum(math.exp(-((a - b) ** 2)) for a in means for b in means)
     assert pull.item() == 0
     assert push.item() == pytest.approx((pairs - 3) / 6 * 0.5, rel=1e-6)
 
@@ -79,8 +81,7 @@ def test_one_person_has_no_push():
 
 def test_pull_gradient_pulls_tags_together():
     tags = tag_maps({(0, 0): 1.0, (1, 8): 2.0}).requires_grad_(True)
-    pull, _ = AssociativeEmbeddingPullPushLoss(1.0, 1.0)(
-        tags, [indices([[[0, 1], [8, 1]]])])
+    pull, _ = AssociativeEmbeddingPullPushLoss(1.0, 1.0)(tags, [indices([[[0, 1], [8, 1]]])])
     pull.backward()
     grad = tags.grad.view(2, 9)
     # d/dt1 of ((t1 - m)^2 + (t2 - m)^2) / 2 = (t1 - m) = -0.5
@@ -98,8 +99,7 @@ def test_masked_heatmap_mse_per_resolution():
     target = [torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 4, 4)]
     mask0 = torch.tensor([[[1, 0], [0, 0]]], dtype=torch.bool)  # (1, 2, 2)
     mask1 = torch.ones(1, 1, 4, 4)
-    losses = MultiResolutionHeatmapLoss((1.0, 0.5))(pred, target,
-                                                    [mask0, mask1])
+    losses = MultiResolutionHeatmapLoss((1.0, 0.5))(pred, target, [mask0, mask1])
     # output 0: 1 of 4 pixels supervised, error 1 -> mean 2 / 8
     assert losses[0].item() == pytest.approx(0.25)
     # output 1: error 4 everywhere, factor 0.5
@@ -109,8 +109,8 @@ def test_masked_heatmap_mse_per_resolution():
 def test_heatmap_loss_checks_inputs():
     loss = MultiResolutionHeatmapLoss((1.0, 1.0))
     with pytest.raises(ValueError, match='must all match'):
-        loss([torch.zeros(1, 1, 2, 2)], [torch.zeros(1, 1, 2, 2)],
-             [torch.ones(1, 2, 2)])
+        loss([torch.zeros(1, 1, 2, 2)], [torch.zeros(1, 1, 2, 2)], [torch.ones(1, 2, 2)])
     with pytest.raises(ValueError, match='shapes differ'):
-        loss([torch.zeros(1, 1, 2, 2)] * 2, [torch.zeros(1, 1, 3, 3)] * 2,
-             [torch.ones(1, 2, 2)] * 2)
+        loss(
+            [torch.zeros(1, 1, 2, 2)] * 2, [torch.zeros(1, 1, 3, 3)] * 2, [torch.ones(1, 2, 2)] * 2
+        )

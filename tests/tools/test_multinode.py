@@ -1,6 +1,7 @@
 """Multi-node torchrun through tools/dist_train.sh on one machine: two
 "nodes" (NNODES=2, NODE_RANK=0/1, MASTER_ADDR=127.0.0.1) of one process each
 train the toy detector together over gloo."""
+
 import os
 import os.path as osp
 import re
@@ -19,21 +20,39 @@ DEMO_CONFIG = 'configs/demo/mask_rcnn_crossformer_mini_fpn_toy.py'
 @pytest.mark.slow
 def test_two_node_torchrun_on_one_machine(tmp_path):
     root = make_toy_set(str(tmp_path / 'toy_coco'))
-    options = det_smoke_options(
-        Config.fromfile(osp.join(REPO_ROOT, DEMO_CONFIG)), root)
+    options = det_smoke_options(Config.fromfile(osp.join(REPO_ROOT, DEMO_CONFIG)), root)
     work_dir = tmp_path / 'work'  # shared by both nodes, as on a cluster FS
-    env = dict(os.environ, OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE',
-               NNODES='2', MASTER_ADDR='127.0.0.1', PORT=str(free_port()))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        OMP_WAIT_POLICY='PASSIVE',
+        NNODES='2',
+        MASTER_ADDR='127.0.0.1',
+        PORT=str(free_port()),
+    )
     logs = [tmp_path / f'node{rank}.log' for rank in (0, 1)]
     procs = []
     try:
         for rank, log in enumerate(logs):
             with open(log, 'w') as out:
-                procs.append(subprocess.Popen(
-                    ['bash', 'tools/dist_train.sh', DEMO_CONFIG, '1',
-                     '--work-dir', str(work_dir), '--cfg-options', *options],
-                    cwd=REPO_ROOT, env=dict(env, NODE_RANK=str(rank)),
-                    stdout=out, stderr=subprocess.STDOUT))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            'bash',
+                            'tools/dist_train.sh',
+                            DEMO_CONFIG,
+                            '1',
+                            '--work-dir',
+                            str(work_dir),
+                            '--cfg-options',
+                            *options,
+                        ],
+                        cwd=REPO_ROOT,
+                        env=dict(env, NODE_RANK=str(rank)),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
         codes = [proc.wait(timeout=300) for proc in procs]
     finally:
         for proc in procs:

@@ -7,6 +7,7 @@ them through ``mim train mmseg``); this project's and mmseg's
 ``tools/test.py`` score that run's checkpoint, single-scale and with
 ``--tta``.
 """
+
 import math
 import os
 import os.path as osp
@@ -25,15 +26,13 @@ from mmseg.datasets import ADE20KDataset
 
 from _helpers import REPO_ROOT
 from _helpers import run as run_command
-
 from crossformer_mm.testing.toy_ade import CLASS_COLOURS, make_toy_ade
 from crossformer_mm.testing.toy_configs import cli_options, seg_toy_overrides
 
 pytestmark = pytest.mark.slow  # stock tools in subprocesses
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
-SEG_CONFIGS = sorted(
-    n for n in os.listdir(CONFIG_DIR) if n.endswith('_ade20k.py'))
+SEG_CONFIGS = sorted(n for n in os.listdir(CONFIG_DIR) if n.endswith('_ade20k.py'))
 MMSEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
 CKPT_CONFIG = 'fpn_crossformerpp_s_512x512_80k_ade20k.py'  # the smallest
 TOY_SIZE = (64, 96)  # H, W: not square; 0.5x TTA still gives >= 32 pixels
@@ -43,12 +42,10 @@ CROP = (64, 64)
 ENV = {'MKL_NUM_THREADS': '1'}
 
 
-
 @pytest.fixture(scope='module')
 def toy_ade(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('toy_ade'))
-    make_toy_ade(root, num_train=2, num_val=1,
-                 height=TOY_SIZE[0], width=TOY_SIZE[1])
+    make_toy_ade(root, num_train=2, num_val=1, height=TOY_SIZE[0], width=TOY_SIZE[1])
     return root
 
 
@@ -57,12 +54,14 @@ def toy_cli_options(config: str, data_root: str, **extra) -> List[str]:
     cfg = Config.fromfile(osp.join(CONFIG_DIR, config))
     # batch 2: BatchNorm after UPerNet's 1x1 pooling needs two values
     options: Dict = seg_toy_overrides(cfg, data_root, min(TOY_SIZE), CROP, batch_size=2)
-    options.update({
-        'model.backbone.init_cfg': None,  # no ImageNet checkpoint here
-        'train_cfg.max_iters': 2,
-        'default_hooks.logger.interval': 1,
-        'default_hooks.checkpoint.save_last': False,
-    })
+    options.update(
+        {
+            'model.backbone.init_cfg': None,  # no ImageNet checkpoint here
+            'train_cfg.max_iters': 2,
+            'default_hooks.logger.interval': 1,
+            'default_hooks.checkpoint.save_last': False,
+        }
+    )
     options.update(extra)
     return ['--cfg-options', *cli_options(options)]
 
@@ -73,7 +72,7 @@ def run(cmd: List[str]) -> str:
 
 def metric(output: str, name: str) -> float:
     """The value of ``name`` on the final test/val summary line of a log."""
-    lines = [l for l in output.splitlines() if f' {name}: ' in l]
+    lines = [line for line in output.splitlines() if f' {name}: ' in line]
     assert lines, f'no {name} in the output:\n{output[-3000:]}'
     return float(re.search(rf' {name}: ([\d.]+)', lines[-1]).group(1))
 
@@ -83,13 +82,11 @@ def test_toy_set_reads_as_ade20k_with_reduced_zero_label(toy_ade):
     init_default_scope('mmseg')
     dataset = ADE20KDataset(
         data_root=toy_ade,
-        data_prefix=dict(img_path='images/training',
-                         seg_map_path='annotations/training'),
-        pipeline=[dict(type='LoadImageFromFile'),
-                  dict(type='LoadAnnotations')])
+        data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')],
+    )
     assert len(dataset) == 2
-    drawn = {ADE20KDataset.METAINFO['classes'].index(name)
-             for name in CLASS_COLOURS}
+    drawn = {ADE20KDataset.METAINFO['classes'].index(name) for name in CLASS_COLOURS}
     labels = set()
     for i in range(len(dataset)):
         sample = dataset[i]
@@ -110,20 +107,24 @@ def test_tta_pipeline_resizes_like_the_original_multi_scale_test(toy_ade):
     cfg = Config.fromfile(osp.join(CONFIG_DIR, CKPT_CONFIG))
     init_default_scope('mmseg')
     stem = 'ADE_val_00000001'
-    results = Compose(cfg.tta_pipeline)(dict(
-        img_path=osp.join(toy_ade, 'images', 'validation', stem + '.jpg'),
-        seg_map_path=osp.join(toy_ade, 'annotations', 'validation',
-                              stem + '.png'),
-        reduce_zero_label=True, seg_fields=[]))
+    results = Compose(cfg.tta_pipeline)(
+        dict(
+            img_path=osp.join(toy_ade, 'images', 'validation', stem + '.jpg'),
+            seg_map_path=osp.join(toy_ade, 'annotations', 'validation', stem + '.png'),
+            reduce_zero_label=True,
+            seg_fields=[],
+        )
+    )
     height, width = TOY_SIZE
     expected = []
     for ratio in cfg.img_ratios:
-        factor = min(2048 * ratio / max(height, width),
-                     512 * ratio / min(height, width))
+        factor = min(2048 * ratio / max(height, width), 512 * ratio / min(height, width))
         size = (int(height * factor + 0.5), int(width * factor + 0.5))
         expected += [(size, False), (size, True)]
-    views = [(tuple(img.shape[1:]), sample.flip) for img, sample in zip(
-        results['inputs'], results['data_samples'])]
+    views = [
+        (tuple(img.shape[1:]), sample.flip)
+        for img, sample in zip(results['inputs'], results['data_samples'])
+    ]
     assert views == expected
     for sample in results['data_samples']:
         assert sample.gt_sem_seg.data.shape[1:] == TOY_SIZE  # scored as read
@@ -140,14 +141,18 @@ def check_two_iteration_run(output: str, work_dir: str, config: str) -> None:
     assert 0 <= metric(output, 'mIoU') <= 100  # validation after the last iter
 
 
-@pytest.mark.parametrize('config',
-                         [c for c in SEG_CONFIGS if c != CKPT_CONFIG])
+@pytest.mark.parametrize('config', [c for c in SEG_CONFIGS if c != CKPT_CONFIG])
 def test_stock_mmseg_train_runs_two_iterations(config, toy_ade, tmp_path):
-    output = run([
-        sys.executable, osp.join(MMSEG_TOOLS, 'train.py'),
-        osp.join(CONFIG_DIR, config), '--work-dir', str(tmp_path),
-        *toy_cli_options(config, toy_ade)
-    ])
+    output = run(
+        [
+            sys.executable,
+            osp.join(MMSEG_TOOLS, 'train.py'),
+            osp.join(CONFIG_DIR, config),
+            '--work-dir',
+            str(tmp_path),
+            *toy_cli_options(config, toy_ade),
+        ]
+    )
     check_two_iteration_run(output, str(tmp_path), config)
 
 
@@ -155,23 +160,33 @@ def test_stock_mmseg_train_runs_two_iterations(config, toy_ade, tmp_path):
 def mim_train(toy_ade, tmp_path_factory) -> Tuple[str, str]:
     """``mim train mmseg`` of CKPT_CONFIG, keeping weights: (log, work dir)."""
     work_dir = str(tmp_path_factory.mktemp('mim_train'))
-    output = run([
-        sys.executable, '-m', 'mim', 'train', 'mmseg',
-        osp.join(CONFIG_DIR, CKPT_CONFIG), '--work-dir', work_dir,
-        *toy_cli_options(
-            CKPT_CONFIG, toy_ade, **{
-                'default_hooks.checkpoint.save_last': True,
-                'default_hooks.checkpoint.save_optimizer': False
-            })
-    ])
+    output = run(
+        [
+            sys.executable,
+            '-m',
+            'mim',
+            'train',
+            'mmseg',
+            osp.join(CONFIG_DIR, CKPT_CONFIG),
+            '--work-dir',
+            work_dir,
+            *toy_cli_options(
+                CKPT_CONFIG,
+                toy_ade,
+                **{
+                    'default_hooks.checkpoint.save_last': True,
+                    'default_hooks.checkpoint.save_optimizer': False,
+                },
+            ),
+        ]
+    )
     return output, work_dir
 
 
 def test_mim_train_runs_stock_train_py(mim_train):
     """The 2-iteration run of CKPT_CONFIG: mmseg's .mim/tools/train.py."""
     output, work_dir = mim_train
-    assert f'Training command is {sys.executable} ' \
-        f'{osp.join(MMSEG_TOOLS, "train.py")} ' in output
+    assert f'Training command is {sys.executable} {osp.join(MMSEG_TOOLS, "train.py")} ' in output
     assert 'Training finished successfully' in output
     check_two_iteration_run(output, work_dir, CKPT_CONFIG)
 
@@ -187,14 +202,19 @@ def checkpoint(mim_train) -> str:
 def test_test_py_reports_miou(tta, checkpoint, toy_ade, tmp_path):
     """mmseg's and this project's tools/test.py score the checkpoint alike."""
     mious = []
-    for script in (osp.join(MMSEG_TOOLS, 'test.py'),
-                   osp.join(REPO_ROOT, 'tools', 'test.py')):
-        output = run([
-            sys.executable, script,
-            osp.join(CONFIG_DIR, CKPT_CONFIG), checkpoint, '--work-dir',
-            str(tmp_path), *(['--tta'] if tta else []),
-            *toy_cli_options(CKPT_CONFIG, toy_ade)
-        ])
+    for script in (osp.join(MMSEG_TOOLS, 'test.py'), osp.join(REPO_ROOT, 'tools', 'test.py')):
+        output = run(
+            [
+                sys.executable,
+                script,
+                osp.join(CONFIG_DIR, CKPT_CONFIG),
+                checkpoint,
+                '--work-dir',
+                str(tmp_path),
+                *(['--tta'] if tta else []),
+                *toy_cli_options(CKPT_CONFIG, toy_ade),
+            ]
+        )
         assert 'Load checkpoint from' in output
         tested = Config.fromfile(osp.join(tmp_path, CKPT_CONFIG))  # as run
         assert (tested.model.type == 'SegTTAModel') == tta
@@ -208,12 +228,27 @@ def test_toy_learning_script_runs_end_to_end(tmp_path):
     trains with the stock runner, evaluates and returns the mIoU (fraction).
     (The learning check itself, mIoU >= 0.6 with the defaults: README.)"""
     work_dir = str(tmp_path)
-    out = run_command([
-        sys.executable, 'tools/misc/train_toy_seg.py',
-        '--work-dir', work_dir, '--num-train', '2', '--num-val', '1',
-        '--batch-size', '2', '--iters', '2', '--val-interval', '2',
-        '--min-miou', '0'
-    ], env=ENV)
+    out = run_command(
+        [
+            sys.executable,
+            'tools/misc/train_toy_seg.py',
+            '--work-dir',
+            work_dir,
+            '--num-train',
+            '2',
+            '--num-val',
+            '1',
+            '--batch-size',
+            '2',
+            '--iters',
+            '2',
+            '--val-interval',
+            '2',
+            '--min-miou',
+            '0',
+        ],
+        env=ENV,
+    )
     miou = float(re.search(r'toy ADE20K val mIoU ([0-9.]+) after 2 iterations', out).group(1))
     assert 0 <= miou <= 1
     assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))

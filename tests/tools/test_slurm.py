@@ -2,6 +2,7 @@
 of Debian's slurm-wlm for this host only (127.0.0.1, own ports and spool in a
 temp dir, started and stopped by the test), 2 tasks on a CPU partition
 (GPUS_PER_NODE=0) training and testing the toy detector."""
+
 import os
 import os.path as osp
 import re
@@ -32,32 +33,45 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope='module')
 def options(tmp_path_factory):
     root = make_toy_set(str(tmp_path_factory.mktemp('toy_coco')))
-    return det_smoke_options(
-        Config.fromfile(osp.join(REPO_ROOT, DEMO_CONFIG)), root)
+    return det_smoke_options(Config.fromfile(osp.join(REPO_ROOT, DEMO_CONFIG)), root)
 
 
 def cpu_tasks(**extra) -> dict:
     """2 tasks on the CPU partition; srun --label prefixes lines by rank."""
-    return dict(GPUS='2', GPUS_PER_NODE='0', PORT=str(free_port()),
-                MASTER_ADDR='127.0.0.1', SRUN_ARGS='--label --time=10',
-                **extra)
+    return dict(
+        GPUS='2',
+        GPUS_PER_NODE='0',
+        PORT=str(free_port()),
+        MASTER_ADDR='127.0.0.1',
+        SRUN_ARGS='--label --time=10',
+        **extra,
+    )
 
 
 @pytest.fixture(scope='module')
 def trained(cluster, options, tmp_path_factory):
     """slurm_train.sh, 2 tasks: 4 images / (2 ranks x batch 2) = 1 iteration."""
     work_dir = tmp_path_factory.mktemp('slurm_train')
-    out = run(['bash', 'tools/slurm_train.sh', cluster.partition, 'cfmm_train',
-               DEMO_CONFIG, str(work_dir), '--cfg-options', *options],
-              env=cpu_tasks())
+    out = run(
+        [
+            'bash',
+            'tools/slurm_train.sh',
+            cluster.partition,
+            'cfmm_train',
+            DEMO_CONFIG,
+            str(work_dir),
+            '--cfg-options',
+            *options,
+        ],
+        env=cpu_tasks(),
+    )
     return work_dir, out
 
 
 @pytest.mark.slow
 def test_slurm_train_two_tasks_on_cpu_partition(trained):
     work_dir, out = trained
-    srun_line = next(line for line in out.splitlines()
-                     if line.startswith('+ srun'))
+    srun_line = next(line for line in out.splitlines() if line.startswith('+ srun'))
     assert '--gres' not in srun_line and '--ntasks=2' in srun_line
     assert '--cpus-per-task=1' in srun_line
     assert '0:     Distributed launcher: slurm' in out
@@ -71,13 +85,25 @@ def test_slurm_train_two_tasks_on_cpu_partition(trained):
 
 
 @pytest.mark.slow
-def test_slurm_test_two_tasks_prints_coco_metrics(cluster, trained, options,
-                                                  tmp_path):
+def test_slurm_test_two_tasks_prints_coco_metrics(cluster, trained, options, tmp_path):
     work_dir, _ = trained
-    out = run(['bash', 'tools/slurm_test.sh', cluster.partition, 'cfmm_test',
-               DEMO_CONFIG, str(work_dir / 'epoch_1.pth'), '--work-dir',
-               str(tmp_path), '--eval', 'bbox', '--cfg-options', *options],
-              env=cpu_tasks())
+    out = run(
+        [
+            'bash',
+            'tools/slurm_test.sh',
+            cluster.partition,
+            'cfmm_test',
+            DEMO_CONFIG,
+            str(work_dir / 'epoch_1.pth'),
+            '--work-dir',
+            str(tmp_path),
+            '--eval',
+            'bbox',
+            '--cfg-options',
+            *options,
+        ],
+        env=cpu_tasks(),
+    )
     assert '0:     GPU number: 2' in out
     # 4 val images: 2 per rank, gathered for one COCO evaluation
     assert re.search(r'^0: .*Epoch\(test\) \[2/2\]', out, re.M)
@@ -90,9 +116,20 @@ def test_slurm_gpu_request_reaches_slurm(cluster, options, tmp_path):
     """The default GPU settings ask Slurm for GPUs (--gres=gpu:2, 2 tasks per
     node); this node has none, so the real slurmctld refuses the job."""
     with pytest.raises(AssertionError) as error:
-        run(['bash', 'tools/slurm_train.sh', cluster.partition, 'cfmm_gpu',
-             DEMO_CONFIG, str(tmp_path), '--cfg-options', *options],
-            env=dict(GPUS='2', SRUN_ARGS='--immediate=20'), timeout=60)
+        run(
+            [
+                'bash',
+                'tools/slurm_train.sh',
+                cluster.partition,
+                'cfmm_gpu',
+                DEMO_CONFIG,
+                str(tmp_path),
+                '--cfg-options',
+                *options,
+            ],
+            env=dict(GPUS='2', SRUN_ARGS='--immediate=20'),
+            timeout=60,
+        )
     message = str(error.value)
     assert '--gres=gpu:2 --ntasks-per-node=2' in message
     assert re.search(r'srun: error: .*\(gres\)', message), message

@@ -53,15 +53,18 @@ def test_wrappers_and_prefixes(tmp_path, released_s, wrap):
     elif wrap == 'state_dict_module_backbone':
         checkpoint = {'state_dict': {f'module.backbone.{k}': v for k, v in state.items()}}
     else:
-        checkpoint = {'meta': {}, 'state_dict': {
-            **{f'backbone.{k}': v for k, v in state.items()},
-            'neck.lateral_convs.0.conv.weight': torch.zeros(256, 96, 1, 1)}}
+        checkpoint = {
+            'meta': {},
+            'state_dict': {
+                **{f'backbone.{k}': v for k, v in state.items()},
+                'neck.lateral_convs.0.conv.weight': torch.zeros(256, 96, 1, 1),
+            },
+        }
     path = str(tmp_path / 'ckpt.pth')
     torch.save(checkpoint, path)
     model = CrossFormer(arch='small')
     dropped = load_backbone_checkpoint(model, path)
-    assert torch.equal(model.patch_embed.projs[0].weight,
-                       state['patch_embed.projs.0.weight'])
+    assert torch.equal(model.patch_embed.projs[0].weight, state['patch_embed.projs.0.weight'])
     if wrap == 'full_detector':
         assert 'neck.lateral_convs.0.conv.weight' in dropped
 
@@ -88,8 +91,9 @@ def test_missing_and_unexpected_keys_are_named(tmp_path, released_s):
     # strict=False loads what matches
     model = CrossFormer(arch='small')
     load_backbone_checkpoint(model, path, strict=False)
-    assert torch.equal(model.layers[1].blocks[0].norm1.weight,
-                       state['layers.1.blocks.0.norm1.weight'])
+    assert torch.equal(
+        model.layers[1].blocks[0].norm1.weight, state['layers.1.blocks.0.norm1.weight']
+    )
 
 
 def test_wrong_arch_is_a_readable_error(tmp_path, released_s):
@@ -106,8 +110,9 @@ def test_not_a_checkpoint_and_missing_file(tmp_path):
     torch.save([1, 2, 3], path)
     with pytest.raises(CheckpointMismatchError, match='expected a state dict'):
         load_backbone_checkpoint(CrossFormer(arch='small'), path)
-    model = CrossFormer(arch='small', init_cfg=dict(type='Pretrained',
-                                                    checkpoint=str(tmp_path / 'nope.pth')))
+    model = CrossFormer(
+        arch='small', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'nope.pth'))
+    )
     with pytest.raises(FileNotFoundError, match='init_cfg.checkpoint'):
         model.init_weights()
 
@@ -128,8 +133,10 @@ NECK_AND_HEADS = {
     'rpn_head.rpn_conv.weight': torch.ones(256, 256, 3, 3),
     'roi_head.bbox_head.fc_cls.weight': torch.ones(81, 1024),
 }
-SEG_HEADS = {'decode_head.conv_seg.weight': torch.ones(150, 512, 1, 1),
-             'auxiliary_head.conv_seg.weight': torch.ones(150, 256, 1, 1)}
+SEG_HEADS = {
+    'decode_head.conv_seg.weight': torch.ones(150, 512, 1, 1),
+    'auxiliary_head.conv_seg.weight': torch.ones(150, 256, 1, 1),
+}
 CLS_HEAD = {'head.norm.weight': torch.ones(768), 'head.head.weight': torch.ones(1000, 768)}
 
 #: name -> (the checkpoint of the released state and its backbone part,
@@ -139,24 +146,45 @@ LAYOUTS = {
     'raw backbone': (lambda s, b: b, {}, False),
     'raw released file': (lambda s, b: s, RELEASED_DROPS, False),
     "{'model'} released file + yacs config": (
-        lambda s, b: {'model': s, 'config': CfgNode({'MODEL': {'NAME': 'crossformer-s'}}),
-                      'epoch': 299},
-        RELEASED_DROPS, False),
+        lambda s, b: {
+            'model': s,
+            'config': CfgNode({'MODEL': {'NAME': 'crossformer-s'}}),
+            'epoch': 299,
+        },
+        RELEASED_DROPS,
+        False,
+    ),
     "{'state_dict'} backbone": (lambda s, b: {'meta': {'epoch': 3}, 'state_dict': b}, {}, False),
-    'module. prefix, released': (lambda s, b: {'model': _prefixed('module.', s)},
-                                 RELEASED_DROPS, False),
+    'module. prefix, released': (
+        lambda s, b: {'model': _prefixed('module.', s)},
+        RELEASED_DROPS,
+        False,
+    ),
     'backbone. prefix': (lambda s, b: _prefixed('backbone.', b), {}, True),
-    'module.backbone. prefix': (lambda s, b: {'state_dict': _prefixed('module.backbone.', s)},
-                                RELEASED_DROPS, True),
+    'module.backbone. prefix': (
+        lambda s, b: {'state_dict': _prefixed('module.backbone.', s)},
+        RELEASED_DROPS,
+        True,
+    ),
     'full detector, buffers in the backbone': (
-        lambda s, b: {'meta': {'CLASSES': ('a', 'b')}, 'optimizer': {'state': {}},
-                      'state_dict': {**_prefixed('backbone.', s), **NECK_AND_HEADS}},
-        {**RELEASED_DROPS, DROPPED_NOT_BACKBONE: 3}, True),
-    'full segmentor': (lambda s, b: {'state_dict': {**_prefixed('backbone.', b), **SEG_HEADS}},
-                       {DROPPED_NOT_BACKBONE: 2}, True),
+        lambda s, b: {
+            'meta': {'CLASSES': ('a', 'b')},
+            'optimizer': {'state': {}},
+            'state_dict': {**_prefixed('backbone.', s), **NECK_AND_HEADS},
+        },
+        {**RELEASED_DROPS, DROPPED_NOT_BACKBONE: 3},
+        True,
+    ),
+    'full segmentor': (
+        lambda s, b: {'state_dict': {**_prefixed('backbone.', b), **SEG_HEADS}},
+        {DROPPED_NOT_BACKBONE: 2},
+        True,
+    ),
     'mmpretrain classifier': (
         lambda s, b: {'state_dict': {**_prefixed('backbone.', b), **CLS_HEAD}},
-        {DROPPED_NOT_BACKBONE: 2}, True),
+        {DROPPED_NOT_BACKBONE: 2},
+        True,
+    ),
 }
 
 
@@ -174,8 +202,12 @@ def test_filter_gives_the_same_backbone_keys_for_every_layout(layout, released_s
     assert Counter(filtered.dropped.values()) == Counter(reasons)
     assert filtered.full_model == full_model
     if reasons.get(DROPPED_CLASSIFIER):
-        assert sorted(filtered.classifier) == ['head.bias', 'head.weight', 'norm.bias',
-                                               'norm.weight']
+        assert sorted(filtered.classifier) == [
+            'head.bias',
+            'head.weight',
+            'norm.bias',
+            'norm.weight',
+        ]
         assert filtered.classifier['head.weight'] is state['head.weight']
     assert list(unwrap_state_dict(checkpoint)) == keys_before  # the input is not modified
 
@@ -195,15 +227,21 @@ def small_released(small_backbone):
     """A file in the released layout for :data:`SMALL_ARCH`: distinct weights,
     the two DPB index buffers of every attention, the classifier and final norm."""
     generator = torch.Generator().manual_seed(0)
-    state = {k: torch.randn(v.shape, generator=generator)
-             for k, v in small_backbone.state_dict().items()}
+    state = {
+        k: torch.randn(v.shape, generator=generator) for k, v in small_backbone.state_dict().items()
+    }
     for key in [k for k in state if k.endswith('.attn.qkv.weight')]:
-        attn = key[:-len('qkv.weight')]
+        attn = key[: -len('qkv.weight')]
         state[attn + 'biases'] = torch.randn(169, 2, generator=generator)
         state[attn + 'relative_position_index'] = torch.randint(0, 169, (49, 49))
-    state.update({'norm.weight': torch.ones(256), 'norm.bias': torch.zeros(256),
-                  'head.weight': torch.randn(10, 256, generator=generator),
-                  'head.bias': torch.zeros(10)})
+    state.update(
+        {
+            'norm.weight': torch.ones(256),
+            'norm.bias': torch.zeros(256),
+            'head.weight': torch.randn(10, 256, generator=generator),
+            'head.bias': torch.zeros(10),
+        }
+    )
     return state
 
 
@@ -222,8 +260,9 @@ def _assert_holds(model, expected):
 
 
 @pytest.mark.parametrize('layout', list(LAYOUTS))
-def test_pre_hook_and_loader_load_what_the_filter_gives(layout, small_released, small_backbone,
-                                                        tmp_path):
+def test_pre_hook_and_loader_load_what_the_filter_gives(
+    layout, small_released, small_backbone, tmp_path
+):
     """The bare backbone's load pre-hook (torch's load_state_dict, mmengine's
     load_checkpoint) and the loader (init_cfg Pretrained) load exactly
     ``filter_checkpoint(...).state_dict``, strictly."""
@@ -254,24 +293,31 @@ def test_pre_hook_inside_a_model_drops_only_the_dpb_index_buffers(small_released
     model.backbone = CrossFormer(arch=SMALL_ARCH)
     model.neck = nn.Linear(2, 2)
     neck = {'neck.weight': torch.ones(2, 2), 'neck.bias': torch.ones(2)}
-    buffers = {k: v for k, v in state.items()
-               if filter_checkpoint(state).dropped.get(k) == DROPPED_DPB_BUFFER}
+    buffers = {
+        k: v
+        for k, v in state.items()
+        if filter_checkpoint(state).dropped.get(k) == DROPPED_DPB_BUFFER
+    }
     assert len(buffers) == 12
     full = {**_prefixed('backbone.', {**backbone, **buffers}), **neck}
     result = model.load_state_dict(full, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     _assert_holds(model.backbone, backbone)
     # a classifier part under backbone. is no DPB index buffer: reported
-    result = model.load_state_dict({**full, 'backbone.head.weight': state['head.weight']},
-                                   strict=False)
+    result = model.load_state_dict(
+        {**full, 'backbone.head.weight': state['head.weight']}, strict=False
+    )
     assert result.unexpected_keys == ['backbone.head.weight']
 
 
 @pytest.mark.parametrize('prefix', ['', 'ema.'])
-@pytest.mark.parametrize('layout', ['raw released file', "{'model'} released file + yacs config",
-                                    'module. prefix, released'])
-def test_classifier_pre_hook_maps_released_files_through_the_filter(layout, prefix, released_s,
-                                                                    small_backbone):
+@pytest.mark.parametrize(
+    'layout',
+    ['raw released file', "{'model'} released file + yacs config", 'module. prefix, released'],
+)
+def test_classifier_pre_hook_maps_released_files_through_the_filter(
+    layout, prefix, released_s, small_backbone
+):
     """``_checkpoint_filter`` (mmpretrain's ImageClassifier runs it as a load
     pre-hook of the classifier) gives ``backbone.`` + the filter's state dict and
     ``head.`` + its classifier, under the prefix it is called with; other keys stay."""
@@ -281,16 +327,22 @@ def test_classifier_pre_hook_maps_released_files_through_the_filter(layout, pref
     other = {'steps': torch.tensor(3)} if prefix else {}  # e.g. mmengine's EMA model
     loaded = {**other, **_prefixed(prefix, checkpoint)}
     small_backbone._checkpoint_filter(loaded, prefix)
-    expected = {**other, **_prefixed(prefix + 'backbone.', filtered.state_dict),
-                **_prefixed(prefix + 'head.', filtered.classifier)}
+    expected = {
+        **other,
+        **_prefixed(prefix + 'backbone.', filtered.state_dict),
+        **_prefixed(prefix + 'head.', filtered.classifier),
+    }
     assert loaded.keys() == expected.keys()
     assert all(torch.equal(loaded[k], v) for k, v in expected.items())
 
 
-@pytest.mark.parametrize('checkpoint', [
-    {'state_dict': {**_prefixed('backbone.', {'layers.0.x': torch.ones(1)}), **CLS_HEAD}},
-    {'head.head.weight': torch.ones(1000, 768)},  # a part of the classifier's own layout
-])
+@pytest.mark.parametrize(
+    'checkpoint',
+    [
+        {'state_dict': {**_prefixed('backbone.', {'layers.0.x': torch.ones(1)}), **CLS_HEAD}},
+        {'head.head.weight': torch.ones(1000, 768)},  # a part of the classifier's own layout
+    ],
+)
 def test_classifier_pre_hook_leaves_the_classifier_layout(checkpoint, small_backbone):
     """The classifier's own files are only unwrapped, partial ones left alone."""
     loaded = dict(checkpoint)
@@ -302,8 +354,11 @@ def test_one_unwrap_for_the_loader_and_the_nonfinite_check():
     """safe_load's NaN / Inf check reads the weights through the same unwrap
     (unchecked: no error for what holds no state dict)."""
     weights = {'module.a': torch.ones(1)}
-    for checkpoint in (weights, {'model': weights, 'config': 'x'},
-                       {'state_dict': weights, 'model': 'name', 'epoch': 3}):
+    for checkpoint in (
+        weights,
+        {'model': weights, 'config': 'x'},
+        {'state_dict': weights, 'model': 'name', 'epoch': 3},
+    ):
         assert dict(unwrap_state_dict(checkpoint)) == {'a': weights['module.a']}
         assert dict(model_weights(checkpoint)) == {'a': weights['module.a']}
     assert model_weights([1, 2]) == {}

@@ -1,11 +1,11 @@
 """The CLI plumbing of tools/train.py / tools/test.py (crossformer_mm/utils/cli.py)."""
+
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
 
 from _helpers import REPO_ROOT
-
 from crossformer_mm.utils import cli
 
 

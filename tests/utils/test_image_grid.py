@@ -1,4 +1,5 @@
 """crossformer_mm.utils.image_grid: any mix of sizes, aspect ratios and channels."""
+
 import cv2
 import numpy as np
 import pytest
@@ -6,8 +7,15 @@ import pytest
 from crossformer_mm.utils.image_grid import fitted_size, grid_layout, tile_images
 
 # (h, w[, channels]): COCO-like sizes, extreme aspect ratios, gray and RGBA
-SHAPES = [(375, 500, 3), (426, 640, 3), (60, 4000, 3), (4000, 60, 3), (333, 250), (97, 131, 1),
-          (50, 70, 4)]
+SHAPES = [
+    (375, 500, 3),
+    (426, 640, 3),
+    (60, 4000, 3),
+    (4000, 60, 3),
+    (333, 250),
+    (97, 131, 1),
+    (50, 70, 4),
+]
 
 
 def _image(shape, seed):
@@ -17,8 +25,9 @@ def _image(shape, seed):
     yy, xx = np.mgrid[0:h, 0:w]
     base = (yy * 255 // max(h - 1, 1) + xx * 255 // max(w - 1, 1) * (seed + 1)) % 256
     channels = shape[2] if len(shape) == 3 else 1
-    image = np.stack([(base + 37 * c + rng.integers(0, 40, (h, w))) % 256
-                      for c in range(channels)], axis=-1).astype(np.uint8)
+    image = np.stack(
+        [(base + 37 * c + rng.integers(0, 40, (h, w))) % 256 for c in range(channels)], axis=-1
+    ).astype(np.uint8)
     return image if len(shape) == 3 else image[..., 0]
 
 
@@ -46,10 +55,11 @@ def test_unscaled_mix_of_sizes_contains_every_image_exactly():
     covered = np.zeros(grid.shape[:2], bool)
     for image, cell in zip(images, cells):
         expected = _rgb(image)
-        np.testing.assert_array_equal(grid[cell.y:cell.y + cell.h, cell.x:cell.x + cell.w],
-                                      expected)
-        assert not covered[cell.y:cell.y + cell.h, cell.x:cell.x + cell.w].any()  # no overlap
-        covered[cell.y:cell.y + cell.h, cell.x:cell.x + cell.w] = True
+        np.testing.assert_array_equal(
+            grid[cell.y : cell.y + cell.h, cell.x : cell.x + cell.w], expected
+        )
+        assert not covered[cell.y : cell.y + cell.h, cell.x : cell.x + cell.w].any()  # no overlap
+        covered[cell.y : cell.y + cell.h, cell.x : cell.x + cell.w] = True
     assert (grid[~covered] == 255).all()  # the rest is background
 
 
@@ -70,8 +80,9 @@ def test_max_size_scales_down_keeping_aspect_ratio():
         expected = _rgb(image)
         if expected.shape[:2] != (cell.h, cell.w):
             expected = cv2.resize(expected, (cell.w, cell.h), interpolation=cv2.INTER_AREA)
-        np.testing.assert_array_equal(grid[cell.y:cell.y + cell.h, cell.x:cell.x + cell.w],
-                                      expected)
+        np.testing.assert_array_equal(
+            grid[cell.y : cell.y + cell.h, cell.x : cell.x + cell.w], expected
+        )
         # independent of the layout: the best match of the image (exact up to the
         # rounding of cv2's FFT correlation) is its cell
         best, where = _find(grid, expected)
@@ -86,15 +97,20 @@ def test_single_image_and_columns_beyond_count():
     assert grid.shape == (20, 60, 3)
 
 
-@pytest.mark.parametrize('kwargs,message', [
-    (dict(images=[]), 'at least one image'),
-    (dict(images=[np.zeros((4, 4, 3), np.float32)]), 'image 0: expected a uint8'),
-    (dict(images=[np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 2), np.uint8)]),
-     r'image 1: expected shape'),
-    (dict(images=[np.zeros((0, 4, 3), np.uint8)]), 'H, W >= 1'),
-    (dict(images=[np.zeros((4, 4), np.uint8)], columns=0), 'columns must be a positive'),
-    (dict(images=[np.zeros((4, 4), np.uint8)], max_size=0), 'max_size must be a positive'),
-])
+@pytest.mark.parametrize(
+    'kwargs,message',
+    [
+        (dict(images=[]), 'at least one image'),
+        (dict(images=[np.zeros((4, 4, 3), np.float32)]), 'image 0: expected a uint8'),
+        (
+            dict(images=[np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 2), np.uint8)]),
+            r'image 1: expected shape',
+        ),
+        (dict(images=[np.zeros((0, 4, 3), np.uint8)]), 'H, W >= 1'),
+        (dict(images=[np.zeros((4, 4), np.uint8)], columns=0), 'columns must be a positive'),
+        (dict(images=[np.zeros((4, 4), np.uint8)], max_size=0), 'max_size must be a positive'),
+    ],
+)
 def test_bad_inputs_are_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tile_images(**kwargs)

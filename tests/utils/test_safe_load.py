@@ -3,6 +3,7 @@ files need loads with ``weights_only=True``; a pickle that would run code is
 refused with one error naming the file and the global unless the user trusts
 the file; files that are no checkpoint and NaN / Inf weights give one clear
 error each. (Every load path of the stock tools: tests/tools/test_checkpoint_paths.py.)"""
+
 import builtins
 import functools
 import http.server
@@ -25,18 +26,30 @@ from yacs.config import CfgNode
 from crossformer_mm.models.backbones import CrossFormer
 from crossformer_mm.utils import safe_load
 from crossformer_mm.utils.checkpoint import load_backbone_checkpoint, load_checkpoint_file
-from crossformer_mm.utils.safe_load import (InvalidCheckpointError, NonFiniteCheckpointError,
-                                            TrustedCheckpointWarning, UnsafeCheckpointError)
+from crossformer_mm.utils.safe_load import (
+    InvalidCheckpointError,
+    NonFiniteCheckpointError,
+    TrustedCheckpointWarning,
+    UnsafeCheckpointError,
+)
 
 
 def python(code: str, **env) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (1 thread, ``env`` added)."""
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in (safe_load.TRUSTED_ENV, safe_load.NONFINITE_ENV)}
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (safe_load.TRUSTED_ENV, safe_load.NONFINITE_ENV)
+    }
     full_env.update(OMP_NUM_THREADS='1', **env)
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], env=full_env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -53,17 +66,30 @@ def mmengine_style(path: str) -> None:
     buffer.update(1.5)
     buffer.update(0.5)
     weight = torch.ones(2, requires_grad=True)
-    torch.save(dict(
-        meta=dict(epoch=1, iter=2, seed=1234, cfg='model = dict(...)',
-                  dataset_meta=dict(classes=('a', 'b'),
-                                    dataset_keypoint_weights=np.ones(17, np.float32),
-                                    keypoint_colors=np.zeros((17, 3), np.uint8))),
-        state_dict=OrderedDict(w=torch.ones(2), num_batches_tracked=torch.tensor(3)),
-        message_hub=dict(log_scalars=OrderedDict({'train/loss': buffer}),
-                         runtime_info=OrderedDict(eta=np.float64(12.5), iter=2),
-                         resumed_keys=OrderedDict(eta=False)),
-        optimizer=torch.optim.AdamW([weight]).state_dict(),
-        param_schedulers=[dict(milestones=Counter({8: 1, 11: 1}), base_lrs=[1e-4])]), path)
+    torch.save(
+        dict(
+            meta=dict(
+                epoch=1,
+                iter=2,
+                seed=1234,
+                cfg='model = dict(...)',
+                dataset_meta=dict(
+                    classes=('a', 'b'),
+                    dataset_keypoint_weights=np.ones(17, np.float32),
+                    keypoint_colors=np.zeros((17, 3), np.uint8),
+                ),
+            ),
+            state_dict=OrderedDict(w=torch.ones(2), num_batches_tracked=torch.tensor(3)),
+            message_hub=dict(
+                log_scalars=OrderedDict({'train/loss': buffer}),
+                runtime_info=OrderedDict(eta=np.float64(12.5), iter=2),
+                resumed_keys=OrderedDict(eta=False),
+            ),
+            optimizer=torch.optim.AdamW([weight]).state_dict(),
+            param_schedulers=[dict(milestones=Counter({8: 1, 11: 1}), base_lrs=[1e-4])],
+        ),
+        path,
+    )
 
 
 def test_mmengine_runner_layout_loads_and_nothing_global_changes(tmp_path):
@@ -101,8 +127,14 @@ def released_classification_state(reference_dir) -> dict:
 def released_config() -> CfgNode:
     """The kind of yacs config the original main.py pickles next to ``model``."""
     cfg = CfgNode(new_allowed=True)
-    cfg.MODEL = CfgNode(dict(TYPE='cross-scale', NAME='crossformer-s', DROP_PATH_RATE=0.2,
-                             CROS=dict(GROUP_SIZE=[7, 7, 7, 7], PATCH_SIZE=[4, 8, 16, 32])))
+    cfg.MODEL = CfgNode(
+        dict(
+            TYPE='cross-scale',
+            NAME='crossformer-s',
+            DROP_PATH_RATE=0.2,
+            CROS=dict(GROUP_SIZE=[7, 7, 7, 7], PATCH_SIZE=[4, 8, 16, 32]),
+        )
+    )
     cfg.TRAIN = CfgNode(dict(EPOCHS=300, BASE_LR=1e-3))
     cfg.AMP_OPT_LEVEL = 'O1'
     cfg.freeze()
@@ -113,10 +145,17 @@ def released_config() -> CfgNode:
 def test_released_classification_layouts(tmp_path, reference_dir, layout):
     state = released_classification_state(reference_dir)
     assert len(state) == 368
-    checkpoint = {'raw': state, 'model': {'model': state},
-                  'model_config': {'model': state, 'config': released_config(),
-                                   'epoch': 299, 'max_accuracy': 82.5,
-                                   'lr_scheduler': {'base_values': [1e-3]}}}[layout]
+    checkpoint = {
+        'raw': state,
+        'model': {'model': state},
+        'model_config': {
+            'model': state,
+            'config': released_config(),
+            'epoch': 299,
+            'max_accuracy': 82.5,
+            'lr_scheduler': {'base_values': [1e-3]},
+        },
+    }[layout]
     path = str(tmp_path / 'crossformer-s.pth')
     torch.save(checkpoint, path)
     loaded = load_checkpoint_file(path)
@@ -132,9 +171,10 @@ def test_released_classification_layouts(tmp_path, reference_dir, layout):
 @pytest.mark.slow  # a fresh interpreter (subprocess)
 def test_released_config_loads_without_yacs(tmp_path, reference_dir):
     path = str(tmp_path / 'crossformer-s.pth')
-    torch.save({'model': released_classification_state(reference_dir),
-                'config': released_config()}, path)
-    result = python(f'''
+    torch.save(
+        {'model': released_classification_state(reference_dir), 'config': released_config()}, path
+    )
+    result = python(f"""
         import sys
         sys.modules['yacs'] = None  # `import yacs` raises ImportError
         try:
@@ -147,7 +187,7 @@ def test_released_config_loads_without_yacs(tmp_path, reference_dir):
         cfg = ckpt['config']
         assert type(cfg) is CfgNodeDict and type(cfg['MODEL']) is CfgNodeDict, type(cfg)
         print('loaded', len(ckpt['model']), cfg.MODEL.NAME, cfg.MODEL.CROS.GROUP_SIZE)
-    ''')
+    """)
     assert result.returncode == 0, result.stdout
     assert 'yacs blocked' in result.stdout
     assert 'loaded 368 crossformer-s [7, 7, 7, 7]' in result.stdout
@@ -178,7 +218,8 @@ def test_higherhrnet_original_layouts(tmp_path, reference_dir, fp16_wrapper, zip
     loaded = load_checkpoint_file(path)
     assert type(loaded) is OrderedDict and list(loaded) == list(state)
     assert loaded['1.conv1.weight' if fp16_wrapper else 'conv1.weight'].dtype == (
-        torch.float16 if fp16_wrapper else torch.float32)
+        torch.float16 if fp16_wrapper else torch.float32
+    )
 
 
 # payloads --------------------------------------------------------------------------
@@ -189,7 +230,7 @@ class SystemPayload:
         self.marker = marker
 
     def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
+        return os.system, (f'touch {self.marker}',)
 
 
 class OpenPayload:
@@ -211,18 +252,31 @@ class GetattrPayload:
 
 
 def payload_file(path: str, payload, zip_format: bool = True) -> str:
-    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {'note': payload}}, path,
-               _use_new_zipfile_serialization=zip_format)
+    torch.save(
+        {'state_dict': {'w': torch.ones(2)}, 'meta': {'note': payload}},
+        path,
+        _use_new_zipfile_serialization=zip_format,
+    )
     return path
 
 
-@pytest.mark.parametrize('kind, global_name', [
-    ('system', 'posix.system'), ('open', 'io.open'), ('system_pre-1.6', 'posix.system'),
-    ('getattr', 'getattr(HistoryBuffer')])
+@pytest.mark.parametrize(
+    'kind, global_name',
+    [
+        ('system', 'posix.system'),
+        ('open', 'io.open'),
+        ('system_pre-1.6', 'posix.system'),
+        ('getattr', 'getattr(HistoryBuffer'),
+    ],
+)
 def test_payload_is_refused_naming_file_global_and_opt_in(tmp_path, kind, global_name):
     marker = str(tmp_path / 'MARKER')
-    payload = {'system': SystemPayload(marker), 'system_pre-1.6': SystemPayload(marker),
-               'open': OpenPayload(marker), 'getattr': GetattrPayload()}[kind]
+    payload = {
+        'system': SystemPayload(marker),
+        'system_pre-1.6': SystemPayload(marker),
+        'open': OpenPayload(marker),
+        'getattr': GetattrPayload(),
+    }[kind]
     path = payload_file(str(tmp_path / 'evil.pth'), payload, zip_format=kind != 'system_pre-1.6')
     loaders = [safe_load.load_checkpoint, load_checkpoint_file, CheckpointLoader.load_checkpoint]
     for load in loaders:
@@ -246,7 +300,7 @@ def test_trusted_payload_loads_with_a_warning_naming_the_file(tmp_path):
     (tmp_path / 'trusted').mkdir()
     path = payload_file(str(tmp_path / 'trusted' / 'evil.pth'), SystemPayload(marker))
     other = payload_file(str(tmp_path / 'other.pth'), SystemPayload(marker))
-    result = python(f'''
+    result = python(f"""
         import os, warnings
         from crossformer_mm.utils.safe_load import (TRUSTED_ENV, UnsafeCheckpointError,
                                                     load_checkpoint)
@@ -261,7 +315,7 @@ def test_trusted_payload_loads_with_a_warning_naming_the_file(tmp_path):
             checkpoint = load_checkpoint({path!r})
             print('loaded', checkpoint['meta']['note'], 'marker', os.path.exists({marker!r}))
             os.remove({marker!r})
-    ''')
+    """)
     assert result.returncode == 0, result.stdout
     assert result.stdout.count('other refused') == 3, result.stdout
     assert result.stdout.count('loaded 0 marker True') == 4, result.stdout
@@ -290,16 +344,18 @@ def write_bad_file(path: str, kind: str, tmp_path) -> None:
         open(path, 'wb').close()
     elif kind == 'truncated':
         data = open(good, 'rb').read()
-        open(path, 'wb').write(data[:len(data) // 2])
+        open(path, 'wb').write(data[: len(data) // 2])
     elif kind == 'truncated_pre-1.6':
         torch.save({'w': torch.randn(1000)}, good, _use_new_zipfile_serialization=False)
         data = open(good, 'rb').read()
-        open(path, 'wb').write(data[:len(data) // 2])
+        open(path, 'wb').write(data[: len(data) // 2])
     elif kind == 'text':
         open(path, 'w').write('model weights are at https://example.org/crossformer-s.pth\n')
     elif kind == 'html':
-        open(path, 'w').write('<!DOCTYPE html>\n<html><head><title>Sign in - Google Accounts'
-                              '</title></head><body>...</body></html>\n')
+        open(path, 'w').write(
+            '<!DOCTYPE html>\n<html><head><title>Sign in - Google Accounts'
+            '</title></head><body>...</body></html>\n'
+        )
     elif kind == 'npy':
         with open(path, 'wb') as f:
             np.save(f, np.zeros((3, 4), np.float32))
@@ -332,8 +388,7 @@ BAD_FILES = {
 def test_unusable_file_gives_one_error_naming_it(tmp_path, kind):
     path = str(tmp_path / f'{kind}.pth')
     write_bad_file(path, kind, tmp_path)
-    for load in (safe_load.load_checkpoint, load_checkpoint_file,
-                 CheckpointLoader.load_checkpoint):
+    for load in (safe_load.load_checkpoint, load_checkpoint_file, CheckpointLoader.load_checkpoint):
         with pytest.raises(InvalidCheckpointError) as error:
             load(path)
         message = str(error.value)
@@ -364,11 +419,10 @@ def test_nonfinite_weights_are_an_error_naming_the_keys(tmp_path, monkeypatch):
     for i in range(7):
         state[f'layer{i}.weight'][i % 4] = float('nan') if i % 2 else float('inf')
     state['num_batches_tracked'] = torch.tensor(5)
-    optimizer = {'state': {0: {'exp_avg': torch.full((2, ), float('nan'))}}, 'param_groups': []}
+    optimizer = {'state': {0: {'exp_avg': torch.full((2,), float('nan'))}}, 'param_groups': []}
     path = str(tmp_path / 'diverged.pth')
     torch.save({'state_dict': state, 'optimizer': optimizer}, path)
-    for load in (safe_load.load_checkpoint, load_checkpoint_file,
-                 CheckpointLoader.load_checkpoint):
+    for load in (safe_load.load_checkpoint, load_checkpoint_file, CheckpointLoader.load_checkpoint):
         with pytest.raises(NonFiniteCheckpointError) as error:
             load(path)
         message = str(error.value)
@@ -376,8 +430,9 @@ def test_nonfinite_weights_are_an_error_naming_the_keys(tmp_path, monkeypatch):
         assert 'layer0.weight (1 values), layer1.weight (1 values)' in message
         assert 'layer4.weight' in message and 'layer5.weight' not in message
         assert 'and 2 more' in message and safe_load.NONFINITE_ENV in message
-    assert load_checkpoint_file(path, allow_nonfinite=True)['state_dict']['layer6.weight'][2] \
-        == float('inf')
+    assert load_checkpoint_file(path, allow_nonfinite=True)['state_dict']['layer6.weight'][
+        2
+    ] == float('inf')
     monkeypatch.setenv(safe_load.NONFINITE_ENV, '1')
     CheckpointLoader.load_checkpoint(path)
     # only the weights are checked: NaN in the optimizer state loads
@@ -395,8 +450,9 @@ def test_nonfinite_backbone_checkpoint_and_init_cfg_opt_out(tmp_path):
     arch = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))
     with pytest.raises(NonFiniteCheckpointError, match=r'layers\.0\.blocks\.0\.attn\.qkv\.weight'):
         CrossFormer(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=path)).init_weights()
-    relaxed = CrossFormer(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=path,
-                                                   allow_nonfinite=True))
+    relaxed = CrossFormer(
+        arch=arch, init_cfg=dict(type='Pretrained', checkpoint=path, allow_nonfinite=True)
+    )
     relaxed.init_weights()
     assert torch.isnan(relaxed.layers[0].blocks[0].attn.qkv.weight[0, 0])
     load_backbone_checkpoint(CrossFormer(arch=arch), path, allow_nonfinite=True)
@@ -435,6 +491,7 @@ def test_urls_go_through_the_safe_loader(http_root, tmp_path):
     assert not osp.exists(marker)
     # mmengine's own http loader (load_from=URL, tools/test.py URL, init_cfg URLs)
     from mmengine.runner import CheckpointLoader
+
     with pytest.raises(UnsafeCheckpointError, match='posix.system'):
         CheckpointLoader.load_checkpoint(f'{url}/evil.pth')
     assert not osp.exists(marker)

@@ -8,6 +8,7 @@ Builds ``cfg.model`` (random weights: speed does not depend on them), runs
 ``--iters`` more (the original: 50 and 30) and prints
 ``throughput: N images/s``. On CUDA the device is synchronised before each clock.
 """
+
 import argparse
 
 import torch
@@ -23,8 +24,9 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=50, help='untimed batches first')
     parser.add_argument('--iters', type=int, default=30, help='timed batches')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='config overrides, key=value')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='config overrides, key=value'
+    )
     return parser.parse_args()
 
 
@@ -34,14 +36,19 @@ def main() -> None:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     from crossformer_mm.classification.throughput import measure_throughput
+
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     from mmpretrain.registry import MODELS
+
     model = MODELS.build(cfg.model)
-    result = measure_throughput(model, args.batch_size, args.image_size, args.warmup,
-                                args.iters, args.device)
-    print(f'{args.config}: batch {args.batch_size}, {args.image_size}x{args.image_size}, '
-          f'{args.device}, {args.iters} batches after {args.warmup} warm-up: '
-          f'throughput: {result["images_per_s"]:.1f} images/s')
+    result = measure_throughput(
+        model, args.batch_size, args.image_size, args.warmup, args.iters, args.device
+    )
+    print(
+        f'{args.config}: batch {args.batch_size}, {args.image_size}x{args.image_size}, '
+        f'{args.device}, {args.iters} batches after {args.warmup} warm-up: '
+        f'throughput: {result["images_per_s"]:.1f} images/s'
+    )
 
 
 if __name__ == '__main__':

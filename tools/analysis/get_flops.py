@@ -13,6 +13,7 @@ at test time and the mask heads on 100 RoIs, the convention of mmdet 2.x's
 ``tensor`` forward runs its mask heads on every proposal instead; that part
 is rescaled to 100 RoIs, which is exact because it is linear in the RoIs).
 """
+
 import argparse
 import importlib
 from functools import partial
@@ -55,8 +56,8 @@ def _count_mask_rois(model) -> List[int]:
     if heads is not None:
         for head in heads if isinstance(heads, ModuleList) else [heads]:
             head.register_forward_hook(
-                lambda module, inputs, output: counts.append(
-                    int(inputs[0].shape[0])))
+                lambda module, inputs, output: counts.append(int(inputs[0].shape[0]))
+            )
     return counts
 
 
@@ -72,13 +73,15 @@ def complexity(cfg: Config, height: int, width: int) -> dict:
     sample = getattr(importlib.import_module(module), name)()
     shape = (height, width)
     sample.set_metainfo(
-        dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
-             scale_factor=(1., 1.)))
+        dict(img_shape=shape, ori_shape=shape, pad_shape=shape, scale_factor=(1.0, 1.0))
+    )
     data = model.data_preprocessor(
         dict(
-            inputs=[torch.randint(0, 256, (3, height, width),
-                                  dtype=torch.uint8)],
-            data_samples=[sample]), False)
+            inputs=[torch.randint(0, 256, (3, height, width), dtype=torch.uint8)],
+            data_samples=[sample],
+        ),
+        False,
+    )
     model.forward = partial(model.forward, data_samples=data['data_samples'])
     mask_rois = _count_mask_rois(model)
     with torch.no_grad():
@@ -87,13 +90,13 @@ def complexity(cfg: Config, height: int, width: int) -> dict:
         flops = analyzer.total()
     if mask_rois and max(mask_rois) > MASK_ROIS:
         by_module = analyzer.by_module()
-        mask_flops = sum(by_module.get(f'roi_head.{name}', 0)
-                         for name in ('mask_head', 'mask_roi_extractor'))
+        mask_flops = sum(
+            by_module.get(f'roi_head.{name}', 0) for name in ('mask_head', 'mask_roi_extractor')
+        )
         flops -= round(mask_flops * (1 - MASK_ROIS / max(mask_rois)))
     return dict(
-        flops=flops,
-        params=parameter_count(model)[''],
-        input_shape=tuple(data['inputs'].shape[-2:]))
+        flops=flops, params=parameter_count(model)[''], input_shape=tuple(data['inputs'].shape[-2:])
+    )
 
 
 def main() -> None:
@@ -105,7 +108,8 @@ def main() -> None:
         nargs=2,
         default=[1280, 800],
         metavar=('H', 'W'),
-        help='input image size (default: 1280 800)')
+        help='input image size (default: 1280 800)',
+    )
     add_cfg_options(parser)
     args = parser.parse_args()
     cfg = Config.fromfile(args.config)
@@ -113,11 +117,13 @@ def main() -> None:
         cfg.merge_from_dict(args.cfg_options)
     result = complexity(cfg, *args.shape)
     line = '=' * 30
-    print(f'{line}\nConfig: {args.config}\n'
-          f'Input shape: {args.shape[0]}x{args.shape[1]} '
-          f'(padded: {result["input_shape"][0]}x{result["input_shape"][1]})'
-          f'\nFLOPs: {result["flops"] / 1e9:.1f} G\n'
-          f'Params: {result["params"] / 1e6:.2f} M\n{line}')
+    print(
+        f'{line}\nConfig: {args.config}\n'
+        f'Input shape: {args.shape[0]}x{args.shape[1]} '
+        f'(padded: {result["input_shape"][0]}x{result["input_shape"][1]})'
+        f'\nFLOPs: {result["flops"] / 1e9:.1f} G\n'
+        f'Params: {result["params"] / 1e6:.2f} M\n{line}'
+    )
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ a plain state dict (``{'state_dict': ...}``) that
 point at the released file directly; converting once saves the yacs config
 object and the classifier.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -33,8 +34,8 @@ def convert(src: str, dst: str, arch: str = None) -> dict:
     filtered = filter_checkpoint(load_checkpoint_file(src))
     if arch is not None:
         load_backbone_state_dict(
-            CrossFormer(arch=arch), filtered.state_dict, strict=True,
-            source=f'converted {src!r}')
+            CrossFormer(arch=arch), filtered.state_dict, strict=True, source=f'converted {src!r}'
+        )
     if osp.dirname(dst):
         os.makedirs(osp.dirname(dst), exist_ok=True)
     torch.save({'state_dict': filtered.state_dict}, dst)
@@ -47,8 +48,8 @@ def main() -> None:
     parser.add_argument('dst', help='output backbone checkpoint')
     parser.add_argument(
         '--arch',
-        help='check that the weights fit this CrossFormer arch '
-        '(small, base, pp-small, ...)')
+        help='check that the weights fit this CrossFormer arch (small, base, pp-small, ...)',
+    )
     args = parser.parse_args()
     dropped = convert(args.src, args.dst, args.arch)
     print(f'dropped {len(dropped)} keys not used by the backbone:')

@@ -12,6 +12,7 @@ the model of CONFIG (every key present, no extra key, every shape equal);
 any difference is an error, so a checkpoint that needed renaming would be
 reported, not silently half-loaded.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -30,22 +31,24 @@ def main() -> None:
     args = parser.parse_args()
     checkpoint = load_checkpoint_file(args.src)
     if not isinstance(checkpoint, dict):
-        raise ValueError(f'{args.src}: expected a checkpoint dict, got '
-                         f'{type(checkpoint).__name__}')
+        raise ValueError(f'{args.src}: expected a checkpoint dict, got {type(checkpoint).__name__}')
     converted, dropped = convert(checkpoint, build_model(args.config))
     if osp.dirname(args.dst):
         os.makedirs(osp.dirname(args.dst), exist_ok=True)
     torch.save(converted, args.dst)
     num = len(converted['state_dict'])
-    print(f'{num} tensors match the model of {args.config}; no key needed '
-          'renaming between mmdet 2.x and 3.x')
+    print(
+        f'{num} tensors match the model of {args.config}; no key needed '
+        'renaming between mmdet 2.x and 3.x'
+    )
     others = [k for k in dropped if k not in ('meta', 'dpb_index_buffers')]
-    print(f'dropped: {", ".join(others) or "-"}; '
-          f'old meta fields: {", ".join(dropped["meta"]) or "-"}; '
-          f'DPB index buffers (derived by the backbone): {len(dropped["dpb_index_buffers"])}')
+    print(
+        f'dropped: {", ".join(others) or "-"}; '
+        f'old meta fields: {", ".join(dropped["meta"]) or "-"}; '
+        f'DPB index buffers (derived by the backbone): {len(dropped["dpb_index_buffers"])}'
+    )
     classes = converted['meta'].get('dataset_meta', {}).get('classes')
-    print(f'classes: {len(classes) if classes else "not recorded"}; '
-          f'saved to {args.dst}')
+    print(f'classes: {len(classes) if classes else "not recorded"}; saved to {args.dst}')
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ CrowdPose files (14 joints: ``final_layers.0`` 28 outputs, ``final_layers.1``
 ``MMPoseInferencer``), for the configs
 ``configs/higherhrnet_w{32,48}_{coco,crowdpose}_{512x512,640x640}.py``.
 """
+
 import argparse
 import os.path as osp
 
@@ -34,7 +35,8 @@ from crossformer_mm.utils.checkpoint import load_checkpoint_file
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description='Convert an original HigherHRNet checkpoint to mmpose keys')
+        description='Convert an original HigherHRNet checkpoint to mmpose keys'
+    )
     parser.add_argument('src', help='original checkpoint (.pth)')
     parser.add_argument('dst', help='output checkpoint (.pth)')
     args = parser.parse_args()
@@ -43,15 +45,21 @@ def main() -> None:
     half = sum(v.dtype == torch.float16 for v in original.values())
     converted = convert_state_dict(original)
     num_keypoints, _ = head_layout(converted)
-    meta = dict(converted_from=args.src, tool=osp.basename(__file__),
-                dataset_meta=dataset_meta_for(num_keypoints))
+    meta = dict(
+        converted_from=args.src,
+        tool=osp.basename(__file__),
+        dataset_meta=dataset_meta_for(num_keypoints),
+    )
     torch.save(dict(state_dict=converted, meta=meta), args.dst)
-    num_params = sum(v.numel() for k, v in converted.items()
-                     if v.is_floating_point() and 'running_' not in k)
+    num_params = sum(
+        v.numel() for k, v in converted.items() if v.is_floating_point() and 'running_' not in k
+    )
     dataset = DATASETS[num_keypoints]
-    print(f'{args.src}: {len(converted)} entries ({half} fp16 tensors cast to '
-          f'float32), {num_params:,} weights, {num_keypoints} joints '
-          f'({dataset["name"]}: {dataset["configs"]}) -> {args.dst}')
+    print(
+        f'{args.src}: {len(converted)} entries ({half} fp16 tensors cast to '
+        f'float32), {num_params:,} weights, {num_keypoints} joints '
+        f'({dataset["name"]}: {dataset["configs"]}) -> {args.dst}'
+    )
 
 
 if __name__ == '__main__':

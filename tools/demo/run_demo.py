@@ -18,6 +18,7 @@ a separate process, exactly as a user would run it; the CPU thread count
 defaults to 1 (set OMP_NUM_THREADS to change it), which is the fastest
 setting on a shared 2-core machine.
 """
+
 import argparse
 import glob
 import json
@@ -30,8 +31,7 @@ import time
 from crossformer_mm.testing.toy_configs import det_data_options
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(ROOT, 'configs', 'demo',
-                  'mask_rcnn_crossformer_mini_fpn_toy.py')
+CONFIG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_crossformer_mini_fpn_toy.py')
 
 
 def run(step: str, args: list) -> None:
@@ -42,8 +42,7 @@ def run(step: str, args: list) -> None:
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env)
     if result.returncode != 0:
-        sys.exit(f'[demo] step "{step}" failed with exit code '
-                 f'{result.returncode}')
+        sys.exit(f'[demo] step "{step}" failed with exit code {result.returncode}')
 
 
 def latest_metrics(work_dir: str) -> dict:
@@ -66,32 +65,53 @@ def main() -> None:
     data_options = det_data_options(data_root)
     start = time.time()
 
-    run('generate the toy COCO set',
-        ['tools/misc/make_toy_data.py', 'coco', data_root])
-    run('train a small CrossFormer Mask R-CNN (stock mmengine runner)', [
-        'tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options',
-        *data_options
-    ])
+    run('generate the toy COCO set', ['tools/misc/make_toy_data.py', 'coco', data_root])
+    run(
+        'train a small CrossFormer Mask R-CNN (stock mmengine runner)',
+        ['tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options', *data_options],
+    )
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()  # written by mmengine's CheckpointHook
-    run('evaluate: tools/test.py --eval bbox segm', [
-        'tools/test.py', CONFIG, checkpoint, '--eval', 'bbox', 'segm',
-        '--work-dir',
-        osp.join(work_dir, 'test'), '--cfg-options', *data_options
-    ])
+    run(
+        'evaluate: tools/test.py --eval bbox segm',
+        [
+            'tools/test.py',
+            CONFIG,
+            checkpoint,
+            '--eval',
+            'bbox',
+            'segm',
+            '--work-dir',
+            osp.join(work_dir, 'test'),
+            '--cfg-options',
+            *data_options,
+        ],
+    )
     picture = osp.join(work_dir, 'predictions.png')
-    run('draw predictions on val images', [
-        'tools/misc/visualize_predictions.py', CONFIG, checkpoint,
-        osp.join(data_root, 'val'), '--out', picture, '--num', '8',
-        '--upscale', '3'
-    ])
+    run(
+        'draw predictions on val images',
+        [
+            'tools/misc/visualize_predictions.py',
+            CONFIG,
+            checkpoint,
+            osp.join(data_root, 'val'),
+            '--out',
+            picture,
+            '--num',
+            '8',
+            '--upscale',
+            '3',
+        ],
+    )
 
     metrics = latest_metrics(osp.join(work_dir, 'test'))
     box_ap, mask_ap = metrics['coco/bbox_mAP'], metrics['coco/segm_mAP']
-    print(f'\n[demo] toy val split: box AP {box_ap:.3f}, '
-          f'mask AP {mask_ap:.3f} (box AP@50 {metrics["coco/bbox_mAP_50"]:.3f})'
-          f'\n[demo] predictions drawn to {picture}'
-          f'\n[demo] wall time {(time.time() - start) / 60:.1f} min')
+    print(
+        f'\n[demo] toy val split: box AP {box_ap:.3f}, '
+        f'mask AP {mask_ap:.3f} (box AP@50 {metrics["coco/bbox_mAP_50"]:.3f})'
+        f'\n[demo] predictions drawn to {picture}'
+        f'\n[demo] wall time {(time.time() - start) / 60:.1f} min'
+    )
     if box_ap < args.min_box_ap:
         sys.exit(f'[demo] box AP {box_ap:.3f} is below {args.min_box_ap}')
 

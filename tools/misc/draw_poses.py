@@ -11,6 +11,7 @@ drawn by mmpose's ``PoseLocalVisualizer`` with the dataset's own skeleton and
 colours (the checkpoint's or the config's dataset meta). The people found
 (keypoints and scores) are printed. Logic: :mod:`crossformer_mm.pose.visualization`.
 """
+
 import argparse
 
 from mmpose.apis import init_model
@@ -24,28 +25,39 @@ def main() -> None:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--out', required=True, help='PNG to write')
-    parser.add_argument('--ann-file', default=None,
-                        help='keypoint annotations holding the image (ground truth panel)')
-    parser.add_argument('--kpt-thr', type=float, default=0.3,
-                        help='joints below this score are not drawn')
-    parser.add_argument('--score-thr', type=float, default=0.2,
-                        help='people below this person score are not drawn')
+    parser.add_argument(
+        '--ann-file',
+        default=None,
+        help='keypoint annotations holding the image (ground truth panel)',
+    )
+    parser.add_argument(
+        '--kpt-thr', type=float, default=0.3, help='joints below this score are not drawn'
+    )
+    parser.add_argument(
+        '--score-thr', type=float, default=0.2, help='people below this person score are not drawn'
+    )
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
 
     import cv2
+
     model = init_model(args.config, args.checkpoint, device=args.device)
-    picture, (sample, ) = predict_and_draw(model, [args.image], args.ann_file, args.kpt_thr,
-                                           args.score_thr, columns=1)
+    picture, (sample,) = predict_and_draw(
+        model, [args.image], args.ann_file, args.kpt_thr, args.score_thr, columns=1
+    )
     if not cv2.imwrite(args.out, picture):
         raise SystemExit(f'cannot write {args.out!r}: give a writable path ending in .png')
     inst = sample.pred_instances
     shown = int((inst.bbox_scores >= args.score_thr).sum())
-    print(f'{len(inst.bbox_scores)} people found ({shown} with person score >= '
-          f'{args.score_thr} drawn), keypoints {tuple(inst.keypoints.shape)} -> {args.out}')
+    print(
+        f'{len(inst.bbox_scores)} people found ({shown} with person score >= '
+        f'{args.score_thr} drawn), keypoints {tuple(inst.keypoints.shape)} -> {args.out}'
+    )
     for i in range(min(len(inst.bbox_scores), 5)):
-        print(f'  person {i}: score {inst.bbox_scores[i]:.3f}, first joints '
-              f'{inst.keypoints[i][:3].round(1).tolist()}')
+        print(
+            f'  person {i}: score {inst.bbox_scores[i]:.3f}, first joints '
+            f'{inst.keypoints[i][:3].round(1).tolist()}'
+        )
 
 
 if __name__ == '__main__':

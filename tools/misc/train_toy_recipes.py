@@ -16,6 +16,7 @@ the metric is not above ``--min-metric``::
     OMP_NUM_THREADS=1 python tools/misc/train_toy_recipes.py mask2former-ade ...
     OMP_NUM_THREADS=1 python tools/misc/train_toy_recipes.py topdown ...
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -36,17 +37,42 @@ WIDTHS = [TOY_BACKBONE_ARCH['embed_dims'] * 2**i for i in range(4)]
 
 #: recipe -> config, metric (message hub key after 'val/'), metric scale, defaults
 RECIPES: Dict[str, Dict[str, Any]] = {
-    'dino': dict(config='dino-5scale_crossformer-s_8xb2-12e_coco.py', metric='coco/bbox_mAP',
-                 label='toy COCO val box AP', scale=1.0, iters=300, lr=2e-4, min_metric=0.05),
-    'mask2former-coco': dict(config='mask2former_crossformer-s_8xb2-lsj-50e_coco.py',
-                             metric='coco/segm_mAP', label='toy COCO val mask AP', scale=1.0,
-                             iters=300, lr=2e-4, min_metric=0.05),
-    'mask2former-ade': dict(config='mask2former_crossformer-s_8xb2-160k_ade20k-512x512.py',
-                            metric='mIoU', label='toy ADE20K val mIoU', scale=0.01, iters=300,
-                            lr=2e-4, min_metric=0.2),
-    'topdown': dict(config='td-hm_crossformer-s_8xb32-210e_coco-256x192.py', metric='coco/AP',
-                    label='toy COCO keypoints val AP', scale=1.0, iters=300, lr=5e-4,
-                    min_metric=0.05),
+    'dino': dict(
+        config='dino-5scale_crossformer-s_8xb2-12e_coco.py',
+        metric='coco/bbox_mAP',
+        label='toy COCO val box AP',
+        scale=1.0,
+        iters=300,
+        lr=2e-4,
+        min_metric=0.05,
+    ),
+    'mask2former-coco': dict(
+        config='mask2former_crossformer-s_8xb2-lsj-50e_coco.py',
+        metric='coco/segm_mAP',
+        label='toy COCO val mask AP',
+        scale=1.0,
+        iters=300,
+        lr=2e-4,
+        min_metric=0.05,
+    ),
+    'mask2former-ade': dict(
+        config='mask2former_crossformer-s_8xb2-160k_ade20k-512x512.py',
+        metric='mIoU',
+        label='toy ADE20K val mIoU',
+        scale=0.01,
+        iters=300,
+        lr=2e-4,
+        min_metric=0.2,
+    ),
+    'topdown': dict(
+        config='td-hm_crossformer-s_8xb32-210e_coco-256x192.py',
+        metric='coco/AP',
+        label='toy COCO keypoints val AP',
+        scale=1.0,
+        iters=300,
+        lr=5e-4,
+        min_metric=0.05,
+    ),
 }
 TOY_IMAGE = 64  # side of the toy COCO images; keypoints: 128; ADE: 64 x 96
 
@@ -69,8 +95,9 @@ def _scale_det_pipeline(pipeline: list, factor: float) -> None:
             if isinstance(node.get(key), (tuple, list)):
                 node[key] = tuple(max(8, round(s * factor)) for s in node[key])
         if isinstance(node.get('scales'), list):
-            node['scales'] = [tuple(max(8, round(s * factor)) for s in scale)
-                              for scale in node['scales']]
+            node['scales'] = [
+                tuple(max(8, round(s * factor)) for s in scale) for scale in node['scales']
+            ]
 
     _walk(pipeline, visit)
 
@@ -80,13 +107,17 @@ def _det_data(cfg: Config, root: str, factor: float) -> None:
     for split, subset in (('train', 'train'), ('val', 'val'), ('test', 'val')):
         loader = cfg[f'{split}_dataloader']
         loader.update(num_workers=0, persistent_workers=False)
-        loader.dataset.update(data_root=osp.join(root, ''),
-                              ann_file=f'annotations/instances_{subset}.json',
-                              data_prefix=dict(img=f'{subset}/'), metainfo=dict(classes=classes))
+        loader.dataset.update(
+            data_root=osp.join(root, ''),
+            ann_file=f'annotations/instances_{subset}.json',
+            data_prefix=dict(img=f'{subset}/'),
+            metainfo=dict(classes=classes),
+        )
         _scale_det_pipeline(loader.dataset.pipeline, factor)
         if split != 'train':
-            cfg[f'{split}_evaluator'].ann_file = osp.join(root, 'annotations',
-                                                          f'instances_{subset}.json')
+            cfg[f'{split}_evaluator'].ann_file = osp.join(
+                root, 'annotations', f'instances_{subset}.json'
+            )
 
     def visit(node: dict) -> None:
         for key in ('num_classes', 'num_things_classes'):
@@ -140,12 +171,16 @@ def toy_config(recipe: str, args: argparse.Namespace) -> Config:
         for split, subset in (('train', 'train'), ('val', 'val'), ('test', 'val')):
             loader = cfg[f'{split}_dataloader']
             loader.update(num_workers=0, persistent_workers=False)
-            loader.dataset.update(data_root=osp.join(root, ''),
-                                  ann_file=f'annotations/person_keypoints_{subset}.json',
-                                  data_prefix=dict(img=f'{subset}/'), bbox_file=None)
+            loader.dataset.update(
+                data_root=osp.join(root, ''),
+                ann_file=f'annotations/person_keypoints_{subset}.json',
+                data_prefix=dict(img=f'{subset}/'),
+                bbox_file=None,
+            )
             if split != 'train':
                 cfg[f'{split}_evaluator'].ann_file = osp.join(
-                    root, 'annotations', f'person_keypoints_{subset}.json')
+                    root, 'annotations', f'person_keypoints_{subset}.json'
+                )
         model.head.in_channels = WIDTHS[-1]
 
         def half_size(node: dict) -> None:  # 256x192 crops -> 128x96 (codec, pipelines, head)
@@ -157,17 +192,27 @@ def toy_config(recipe: str, args: argparse.Namespace) -> Config:
     if recipe != 'mask2former-ade':
         cfg.train_dataloader.batch_size = args.batch_size
     cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.iters,
-                         val_interval=args.iters)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.iters, val_interval=args.iters)
     cfg.val_cfg = dict(type='ValLoop')
     cfg.test_cfg = dict(type='TestLoop')
-    cfg.param_scheduler = [dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0,
-                                end=max(1, args.iters // 10))]
+    cfg.param_scheduler = [
+        dict(
+            type='LinearLR',
+            start_factor=1e-2,
+            by_epoch=False,
+            begin=0,
+            end=max(1, args.iters // 10),
+        )
+    ]
     cfg.optim_wrapper.optimizer.lr = args.lr
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=args.log_interval)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
-                                        interval=args.iters, save_optimizer=False,
-                                        save_best=None)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=args.iters,
+        save_optimizer=False,
+        save_best=None,
+    )
     cfg.default_hooks.pop('visualization', None)
     cfg.log_processor = dict(by_epoch=False)
     cfg.env_cfg.dist_cfg = dict(backend='gloo')
@@ -187,8 +232,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--iters', type=int, default=None)
     parser.add_argument('--lr', type=float, default=None)
-    parser.add_argument('--queries', type=int, default=30,
-                        help='queries of DINO / Mask2Former (toy images hold 1-4 shapes)')
+    parser.add_argument(
+        '--queries',
+        type=int,
+        default=30,
+        help='queries of DINO / Mask2Former (toy images hold 1-4 shapes)',
+    )
     parser.add_argument('--log-interval', type=int, default=10)
     parser.add_argument('--min-metric', type=float, default=None)
     parser.add_argument('--seed', type=int, default=0)
@@ -216,7 +265,8 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
     runner.logger.info(
         f'{args.recipe} ({spec["config"]}): train loss {first:.3f} (first {window} iterations) '
         f'-> {last:.3f} (last {window}); {spec["label"]} {value:.3f} after {args.iters} '
-        f'iterations, {minutes:.1f} min wall time')
+        f'iterations, {minutes:.1f} min wall time'
+    )
     if not last < first:
         runner.logger.error('the training loss did not fall')
         sys.exit(1)

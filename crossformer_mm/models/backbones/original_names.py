@@ -20,6 +20,7 @@ The ICLR names use the ICLR grouping of the code that produced the released
 detection / segmentation numbers; pass ``lda_mode='windowed'`` for the
 ``main`` branch's grouping.
 """
+
 import logging
 from typing import Dict, Optional, Sequence
 
@@ -42,36 +43,49 @@ _LOGGED = set()
 
 def _original_factory(name: str, settings: dict) -> type:
 
-    def __init__(self,
-                 group_size: Sequence[int] = (7, 7, 7, 7),
-                 crs_interval: Sequence[int] = (8, 4, 2, 1),
-                 adaptive_interval: bool = False,
-                 init_cfg: Optional[dict] = None,
-                 pretrained: Optional[str] = None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        group_size: Sequence[int] = (7, 7, 7, 7),
+        crs_interval: Sequence[int] = (8, 4, 2, 1),
+        adaptive_interval: bool = False,
+        init_cfg: Optional[dict] = None,
+        pretrained: Optional[str] = None,
+        **kwargs,
+    ) -> None:
         if adaptive_interval:
             raise ValueError(
                 f'{name}(adaptive_interval=True) is not supported: every released '
                 'configuration uses fixed intervals; set crs_interval per stage '
-                'and adaptive_interval=False')
+                'and adaptive_interval=False'
+            )
         if pretrained is not None:
             if init_cfg is not None:
-                raise ValueError(f'{name}: give either pretrained={pretrained!r} or '
-                                 f'init_cfg={init_cfg!r}, not both')
+                raise ValueError(
+                    f'{name}: give either pretrained={pretrained!r} or '
+                    f'init_cfg={init_cfg!r}, not both'
+                )
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         args = dict(settings, group_size=list(group_size), crs_interval=list(crs_interval))
         args.update(kwargs)
         if name not in _LOGGED:
             _LOGGED.add(name)
             shown = ', '.join(f'{k}={v!r}' for k, v in args.items())
-            print_log(f"[crossformer_mm] type='{name}' (original CrossFormer name) is "
-                      f"type='CrossFormer', {shown}", logger='current', level=logging.INFO)
+            print_log(
+                f"[crossformer_mm] type='{name}' (original CrossFormer name) is "
+                f"type='CrossFormer', {shown}",
+                logger='current',
+                level=logging.INFO,
+            )
         CrossFormer.__init__(self, init_cfg=init_cfg, **args)
 
-    doc = (f'``{name}`` of the original code: :class:`CrossFormer` with '
-           + ', '.join(f'``{k}={v!r}``' for k, v in settings.items()) + '.')
-    return type(name, (CrossFormer, ), {'__init__': __init__, '__doc__': doc,
-                                          '__module__': __name__})
+    doc = (
+        f'``{name}`` of the original code: :class:`CrossFormer` with '
+        + ', '.join(f'``{k}={v!r}``' for k, v in settings.items())
+        + '.'
+    )
+    return type(
+        name, (CrossFormer,), {'__init__': __init__, '__doc__': doc, '__module__': __name__}
+    )
 
 
 for _name, _settings in ORIGINAL_NAMES.items():

@@ -5,6 +5,12 @@ from .linear import Linear
 from .lsda import LSDA, GroupLayout, group_layout
 
 __all__ = [
-    'CrossScaleEmbedding', 'CrossScalePatchMerging', 'CrossFormerBlock',
-    'DynamicPosBias', 'Linear', 'LSDA', 'GroupLayout', 'group_layout'
+    'CrossScaleEmbedding',
+    'CrossScalePatchMerging',
+    'CrossFormerBlock',
+    'DynamicPosBias',
+    'Linear',
+    'LSDA',
+    'GroupLayout',
+    'group_layout',
 ]

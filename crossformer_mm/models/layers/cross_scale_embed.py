@@ -1,4 +1,5 @@
-# Re-implements the cross-scale embedding layers of CrossFormer (Wang et al., ICLR 2022 / TPAMI 2023,
+# Re-implements the cross-scale embedding layers of CrossFormer
+# (Wang et al., ICLR 2022 / TPAMI 2023,
 # https://github.com/cheerss/CrossFormer, Copyright (c) 2021 cheerss, MIT License).
 """Cross-scale embedding layers (CEL) of CrossFormer.
 

@@ -1,13 +1,16 @@
-# Re-implements the transformer block and the ACL of CrossFormer (Wang et al., ICLR 2022 / TPAMI 2023,
+# Re-implements the transformer block and the ACL of CrossFormer
+# (Wang et al., ICLR 2022 / TPAMI 2023,
 # https://github.com/cheerss/CrossFormer, Copyright (c) 2021 cheerss, MIT License).
 """The CrossFormer transformer block (SDA or LDA, optional CrossFormer++ ACL)."""
+
 from typing import Optional
 
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
-from crossformer_mm.registry import MODELS
 from torch import Tensor
+
+from crossformer_mm.registry import MODELS
 
 from .linear import Linear
 from .lsda import LSDA
@@ -20,8 +23,9 @@ class Mlp(nn.Module):
     (:mod:`.linear`).
     """
 
-    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.,
-                 use_onednn: bool = True) -> None:
+    def __init__(
+        self, embed_dims: int, hidden_dims: int, drop: float = 0.0, use_onednn: bool = True
+    ) -> None:
         super().__init__()
         self.fc1 = Linear(embed_dims, hidden_dims, use_onednn=use_onednn)
         self.fc2 = Linear(hidden_dims, embed_dims, use_onednn=use_onednn)
@@ -58,30 +62,42 @@ class CrossFormerBlock(BaseModule):
             gives the reference path. Default: True.
     """
 
-    def __init__(self,
-                 embed_dims: int,
-                 num_heads: int,
-                 group_size: int,
-                 interval: int,
-                 attn_type: str = 'sda',
-                 lda_mode: str = 'iclr',
-                 mlp_ratio: float = 4.,
-                 qkv_bias: bool = True,
-                 drop_rate: float = 0.,
-                 attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0.,
-                 use_acl: bool = False,
-                 use_fused_attn: bool = True,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        group_size: int,
+        interval: int,
+        attn_type: str = 'sda',
+        lda_mode: str = 'iclr',
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        use_acl: bool = False,
+        use_fused_attn: bool = True,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.norm1 = nn.LayerNorm(embed_dims)
-        self.attn = LSDA(embed_dims, num_heads, group_size, interval, attn_type=attn_type,
-                         lda_mode=lda_mode, qkv_bias=qkv_bias, attn_drop=attn_drop_rate,
-                         proj_drop=drop_rate, use_fused_attn=use_fused_attn)
-        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()
+        self.attn = LSDA(
+            embed_dims,
+            num_heads,
+            group_size,
+            interval,
+            attn_type=attn_type,
+            lda_mode=lda_mode,
+            qkv_bias=qkv_bias,
+            attn_drop=attn_drop_rate,
+            proj_drop=drop_rate,
+            use_fused_attn=use_fused_attn,
+        )
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0.0 else nn.Identity()
         self.norm2 = nn.LayerNorm(embed_dims)
-        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop_rate,
-                       use_onednn=use_fused_attn)
+        self.mlp = Mlp(
+            embed_dims, int(embed_dims * mlp_ratio), drop_rate, use_onednn=use_fused_attn
+        )
         self.use_acl = use_acl
         if use_acl:
             self.ex_conv = nn.Conv2d(embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
