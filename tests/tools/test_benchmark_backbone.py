@@ -2,6 +2,7 @@
 every variant is timed in both modes (ONNX Runtime in inference), the accuracy
 checks hold, and the targets are evaluated from the rows (speed targets are not asserted: times
 are measured by running the script, never in tests)."""
+
 import json
 import sys
 
@@ -15,9 +16,25 @@ pytestmark = pytest.mark.slow  # a subprocess of about a minute (30 s + an ONNX 
 @pytest.fixture(scope='module')
 def results(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp('benchmark') / 'benchmark.json'
-    output = run([sys.executable, 'tools/analysis/benchmark_backbone.py', '--sizes', '64x96',
-                  '--repeat', '1', '--warmup', '0', '--threads', '1', '--no-memory',
-                  '--no-compile', '--out', str(out)], timeout=600)
+    output = run(
+        [
+            sys.executable,
+            'tools/analysis/benchmark_backbone.py',
+            '--sizes',
+            '64x96',
+            '--repeat',
+            '1',
+            '--warmup',
+            '0',
+            '--threads',
+            '1',
+            '--no-memory',
+            '--no-compile',
+            '--out',
+            str(out),
+        ],
+        timeout=600,
+    )
     assert 'matmul 4096^3 on the same threads' in output, output[-3000:]
     with open(out) as f:
         return json.load(f)

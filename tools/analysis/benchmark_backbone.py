@@ -51,6 +51,7 @@ Example::
     python tools/analysis/benchmark_backbone.py --sizes 800x1216 512x512 \\
         --repeat 3 --warmup 1 --threads 2 --out work_dirs/benchmark_backbone.json
 """
+
 import argparse
 import contextlib
 import copy
@@ -93,29 +94,48 @@ MODES = ('infer', 'train')
 VARIANTS = ('fast', 'ref', 'windowed', 'swin', 'bf16', 'compiled', 'onnxruntime')
 FP32_VARIANTS = ('fast', 'ref', 'windowed', 'swin')
 MATMUL_SIZE = 4096
-GRAD_MODES = dict(train=(True, torch.enable_grad), no_grad=(False, torch.no_grad),
-                  inference_mode=(False, torch.inference_mode))
+GRAD_MODES = dict(
+    train=(True, torch.enable_grad),
+    no_grad=(False, torch.no_grad),
+    inference_mode=(False, torch.inference_mode),
+)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--arch', default='small', choices=sorted(ARCH_SETTINGS),
-                        help='CrossFormer variant (detection settings G=7, I=8,4,2,1)')
-    parser.add_argument('--sizes', nargs='+', default=['800x1216', '512x512'],
-                        help='input sizes HxW')
+    parser.add_argument(
+        '--arch',
+        default='small',
+        choices=sorted(ARCH_SETTINGS),
+        help='CrossFormer variant (detection settings G=7, I=8,4,2,1)',
+    )
+    parser.add_argument(
+        '--sizes', nargs='+', default=['800x1216', '512x512'], help='input sizes HxW'
+    )
     parser.add_argument('--modes', nargs='+', default=list(MODES), choices=MODES)
     parser.add_argument('--repeat', type=int, default=3, help='timed runs (median)')
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs first')
     parser.add_argument('--batch', type=int, default=1, help='images per step')
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
-    parser.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'],
-                        help="'auto': cuda when available")
-    parser.add_argument('--no-compile', action='store_true',
-                        help='skip the torch.compile row and checks (about a minute per size)')
-    parser.add_argument('--no-onnx', action='store_true',
-                        help='skip the ONNX Runtime row (an ONNX export per size)')
-    parser.add_argument('--no-memory', action='store_true',
-                        help='skip the peak-memory measurements (fresh processes)')
+    parser.add_argument(
+        '--device',
+        default='auto',
+        choices=['auto', 'cpu', 'cuda'],
+        help="'auto': cuda when available",
+    )
+    parser.add_argument(
+        '--no-compile',
+        action='store_true',
+        help='skip the torch.compile row and checks (about a minute per size)',
+    )
+    parser.add_argument(
+        '--no-onnx', action='store_true', help='skip the ONNX Runtime row (an ONNX export per size)'
+    )
+    parser.add_argument(
+        '--no-memory',
+        action='store_true',
+        help='skip the peak-memory measurements (fresh processes)',
+    )
     parser.add_argument('--out', help='write the results to this json file')
     args = parser.parse_args()
     if args.repeat < 1 or args.warmup < 0 or args.batch < 1 or args.threads < 1:
@@ -150,8 +170,10 @@ def quiet_logger(level: int = logging.ERROR):
 def build_swin() -> nn.Module:
     """mmdet's Swin-T backbone, randomly initialised."""
     from mmdet.models.backbones import SwinTransformer
+
     cfg = Config.fromfile(
-        osp.join(get_installed_path('mmdet'), '.mim', 'configs', SWIN_T_CONFIG)).model.backbone
+        osp.join(get_installed_path('mmdet'), '.mim', 'configs', SWIN_T_CONFIG)
+    ).model.backbone
     cfg = {k: v for k, v in cfg.items() if k not in ('type', 'init_cfg')}
     swin = SwinTransformer(**dict(cfg, convert_weights=False))
     with quiet_logger():  # 'no pre-trained weights': random weights are intended
@@ -171,8 +193,14 @@ def build_crossformers(arch: str) -> Tuple[CrossFormer, CrossFormer]:
 class Variants:
     """The benchmarked models, and one step of each variant."""
 
-    def __init__(self, arch: str, device: str, compile_models: bool, threads: int = 2,
-                 onnx_dir: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        arch: str,
+        device: str,
+        compile_models: bool,
+        threads: int = 2,
+        onnx_dir: Optional[str] = None,
+    ) -> None:
         self.device = device
         self.threads = threads
         self.onnx_dir = onnx_dir  # None: no ONNX Runtime row
@@ -185,19 +213,24 @@ class Variants:
         if compile_models:
             torch._inductor.config.freezing = True  # constant weights: folded, prepacked
             self.compile_counter = CompileCounterWithBackend('inductor')
-            self.compiled = torch.compile(copy.deepcopy(self.iclr).eval(), dynamic=False,
-                                          backend=self.compile_counter)
+            self.compiled = torch.compile(
+                copy.deepcopy(self.iclr).eval(), dynamic=False, backend=self.compile_counter
+            )
         self.amp = torch.float16 if device == 'cuda' else None
 
     def names(self, mode: str) -> List[str]:
-        return [name for name in VARIANTS
-                if not (name == 'compiled' and (self.compiled is None or mode != 'infer'))
-                and not (name == 'onnxruntime' and (self.onnx_dir is None or mode != 'infer'))]
+        return [
+            name
+            for name in VARIANTS
+            if not (name == 'compiled' and (self.compiled is None or mode != 'infer'))
+            and not (name == 'onnxruntime' and (self.onnx_dir is None or mode != 'infer'))
+        ]
 
     def ort_session(self, size: Size):
         """The ONNX Runtime session of the fast model exported at ``size`` (made once)."""
         if size not in self.ort_sessions:
             from crossformer_mm.deployment import export_onnx, ort_session
+
             path = osp.join(self.onnx_dir, f'crossformer_{size[0]}x{size[1]}.onnx')
             model = select_path(copy.deepcopy(self.iclr).cpu().eval(), True)
             with quiet_logger():
@@ -215,6 +248,7 @@ class Variants:
             return run_step(self.compiled, inputs, mode)
         if name == 'onnxruntime':
             from crossformer_mm.deployment import run_ort
+
             session = self.ort_session(tuple(inputs.shape[-2:]))
             return tuple(torch.from_numpy(out) for out in run_ort(session, inputs))
         model = dict(fast=self.iclr, ref=self.iclr, windowed=self.windowed, swin=self.swin)[name]
@@ -223,11 +257,13 @@ class Variants:
         return run_step(model, inputs, mode, self.amp)
 
 
-def run_step(model: nn.Module, inputs: torch.Tensor, mode: str,
-             autocast: Optional[torch.dtype] = None) -> Tuple[torch.Tensor, ...]:
+def run_step(
+    model: nn.Module, inputs: torch.Tensor, mode: str, autocast: Optional[torch.dtype] = None
+) -> Tuple[torch.Tensor, ...]:
     """One inference (no grad) or training (forward + backward) step, optionally under autocast."""
-    context = (torch.autocast(inputs.device.type, dtype=autocast) if autocast else
-               contextlib.nullcontext())
+    context = (
+        torch.autocast(inputs.device.type, dtype=autocast) if autocast else contextlib.nullcontext()
+    )
     model.train(mode == 'train')
     if mode == 'infer':
         with torch.no_grad(), context:
@@ -239,8 +275,9 @@ def run_step(model: nn.Module, inputs: torch.Tensor, mode: str,
     return outs
 
 
-def time_variants(variants: Variants, inputs: torch.Tensor, mode: str, args,
-                  progress: ProgressBar) -> Dict[str, List[float]]:
+def time_variants(
+    variants: Variants, inputs: torch.Tensor, mode: str, args, progress: ProgressBar
+) -> Dict[str, List[float]]:
     """Seconds per step of each variant, the variants taking turns."""
     names = variants.names(mode)
     times: Dict[str, List[float]] = {name: [] for name in names}
@@ -258,8 +295,12 @@ def time_variants(variants: Variants, inputs: torch.Tensor, mode: str, args,
 
 def relative_error(outs: Tuple[torch.Tensor, ...], refs: Tuple[torch.Tensor, ...]) -> List[float]:
     """Per stage max|out - ref| / max|ref| (inf where ``out`` is not finite)."""
-    return [float((o.float() - r).abs().max() / r.abs().max()) if torch.isfinite(o).all()
-            else float('inf') for o, r in zip(outs, refs)]
+    return [
+        float((o.float() - r).abs().max() / r.abs().max())
+        if torch.isfinite(o).all()
+        else float('inf')
+        for o, r in zip(outs, refs)
+    ]
 
 
 def accuracy(variants: Variants, inputs: torch.Tensor) -> dict:
@@ -267,18 +308,22 @@ def accuracy(variants: Variants, inputs: torch.Tensor) -> dict:
     fast = variants.step('fast', inputs, 'infer')
     ref = variants.step('ref', inputs, 'infer')
     bf16_outs = variants.step('bf16', inputs, 'train')
-    grads_finite = all(torch.isfinite(p.grad).all() for p in variants.iclr.parameters()
-                       if p.grad is not None)
+    grads_finite = all(
+        torch.isfinite(p.grad).all() for p in variants.iclr.parameters() if p.grad is not None
+    )
     result = dict(
         max_abs_fast_vs_ref=max(float((a - b).abs().max()) for a, b in zip(fast, ref)),
         bf16_infer_relative_error=relative_error(variants.step('bf16', inputs, 'infer'), fast),
-        bf16_train_finite=bool(grads_finite and all(torch.isfinite(o).all() for o in bf16_outs)))
+        bf16_train_finite=bool(grads_finite and all(torch.isfinite(o).all() for o in bf16_outs)),
+    )
     if variants.compiled is not None:
         result['compiled_relative_error'] = relative_error(
-            variants.step('compiled', inputs, 'infer'), fast)
+            variants.step('compiled', inputs, 'infer'), fast
+        )
     if variants.onnx_dir is not None:
         result['onnxruntime_relative_error'] = relative_error(
-            variants.step('onnxruntime', inputs, 'infer'), fast)
+            variants.step('onnxruntime', inputs, 'infer'), fast
+        )
     return result
 
 
@@ -299,15 +344,16 @@ def count_gflops(model: nn.Module, size: Size, device: str) -> float:
     inputs = torch.randn(1, 3, *size, device=device)
     model.eval()
     with torch.no_grad(), quiet_logger():  # mmengine lists every op it does not count
-        info = get_model_complexity_info(model, inputs=(inputs, ), show_table=False,
-                                         show_arch=False)
+        info = get_model_complexity_info(model, inputs=(inputs,), show_table=False, show_arch=False)
     return info['flops'] / 1e9
 
 
 def matmul_rates(device: str) -> Dict[str, float]:
     """G multiply-adds/s of the fp32 and bf16 ``4096^3`` products."""
-    return {name: MATMUL_SIZE ** 3 / time_matmul(MATMUL_SIZE, dtype, device) / 1e9
-            for name, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16))}
+    return {
+        name: MATMUL_SIZE**3 / time_matmul(MATMUL_SIZE, dtype, device) / 1e9
+        for name, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16))
+    }
 
 
 def _status_kib(key: str) -> int:
@@ -315,8 +361,9 @@ def _status_kib(key: str) -> int:
         return int(re.search(rf'^{key}:\s+(\d+) kB', f.read(), re.M)[1])
 
 
-def measure_peak_memory(arch: str, name: str, size: Size, mode: str, batch: int,
-                        threads: int) -> Optional[float]:
+def measure_peak_memory(
+    arch: str, name: str, size: Size, mode: str, batch: int, threads: int
+) -> Optional[float]:
     """MiB a single CPU step of an fp32 variant adds to the RSS at its peak
     (run in a fresh process)."""
     torch.set_num_threads(threads)
@@ -347,38 +394,55 @@ def measure_cuda_memory(step: Callable[[], object]) -> float:
 
 def peak_memories(args, variants: Variants, logger) -> Dict[Tuple, Optional[float]]:
     """Peak memory of every (fp32 variant, size, mode)."""
-    tasks = [(name, size, mode) for size in args.sizes for mode in args.modes
-             for name in FP32_VARIANTS]
+    tasks = [
+        (name, size, mode) for size in args.sizes for mode in args.modes for name in FP32_VARIANTS
+    ]
     if args.no_memory:
         return {}
-    logger.info(f'peak memory: {len(tasks)} steps, each in a fresh process' if args.device ==
-                'cpu' else 'peak memory: torch.cuda.max_memory_allocated')
+    logger.info(
+        f'peak memory: {len(tasks)} steps, each in a fresh process'
+        if args.device == 'cpu'
+        else 'peak memory: torch.cuda.max_memory_allocated'
+    )
     memories: Dict[Tuple, Optional[float]] = {}
     progress = ProgressBar(len(tasks))
     if args.device == 'cuda':
         for name, size, mode in tasks:
             inputs = torch.randn(args.batch, 3, *size, device='cuda')
             memories[(name, size, mode)] = measure_cuda_memory(
-                lambda name=name, inputs=inputs, mode=mode: variants.step(name, inputs, mode))
+                lambda name=name, inputs=inputs, mode=mode: variants.step(name, inputs, mode)
+            )
             progress.update()
     else:  # one fresh interpreter per step (max_tasks_per_child=1)
-        with ProcessPoolExecutor(1, mp_context=get_context('spawn'),
-                                 max_tasks_per_child=1) as pool:
+        with ProcessPoolExecutor(1, mp_context=get_context('spawn'), max_tasks_per_child=1) as pool:
             for task in tasks:
                 name, size, mode = task
-                memories[task] = pool.submit(measure_peak_memory, args.arch, name, size, mode,
-                                             args.batch, args.threads).result()
+                memories[task] = pool.submit(
+                    measure_peak_memory, args.arch, name, size, mode, args.batch, args.threads
+                ).result()
                 progress.update()
     progress.file.write('\n')
     return memories
 
 
-LABELS = dict(fast='{arch} iclr fast',
-              ref='{arch} iclr reference', windowed='{arch} windowed fast',
-              swin='Swin-T (mmdet)', bf16='{arch} iclr bf16', compiled='{arch} iclr compiled',
-              onnxruntime='{arch} iclr ONNX Runtime (CPU EP)')
-FLOPS_OF = dict(fast='iclr', ref='iclr', bf16='iclr', compiled='iclr', onnxruntime='iclr',
-                windowed='windowed', swin='swin')
+LABELS = dict(
+    fast='{arch} iclr fast',
+    ref='{arch} iclr reference',
+    windowed='{arch} windowed fast',
+    swin='Swin-T (mmdet)',
+    bf16='{arch} iclr bf16',
+    compiled='{arch} iclr compiled',
+    onnxruntime='{arch} iclr ONNX Runtime (CPU EP)',
+)
+FLOPS_OF = dict(
+    fast='iclr',
+    ref='iclr',
+    bf16='iclr',
+    compiled='iclr',
+    onnxruntime='iclr',
+    windowed='windowed',
+    swin='swin',
+)
 
 
 def summarise(args, timings, memories, gflops) -> List[dict]:
@@ -389,14 +453,26 @@ def summarise(args, timings, memories, gflops) -> List[dict]:
         for name, runs in per_variant.items():
             seconds = statistics.median(runs) / args.batch
             flops = gflops[(size, FLOPS_OF[name])] * (3 if mode == 'train' else 1)
-            rows.append(dict(
-                size=list(size), mode=mode, variant=name,
-                model=LABELS[name].format(arch=arch) + (
-                    ' (weights)' if name == 'bf16' and mode == 'infer' else
-                    ' (autocast)' if name == 'bf16' else ''),
-                ms_per_image=1000 * seconds, runs_ms=[1000 * t / args.batch for t in runs],
-                peak_memory_mib=memories.get((name, size, mode)),
-                gflops_per_image=flops, gflops_per_s=flops / seconds))
+            rows.append(
+                dict(
+                    size=list(size),
+                    mode=mode,
+                    variant=name,
+                    model=LABELS[name].format(arch=arch)
+                    + (
+                        ' (weights)'
+                        if name == 'bf16' and mode == 'infer'
+                        else ' (autocast)'
+                        if name == 'bf16'
+                        else ''
+                    ),
+                    ms_per_image=1000 * seconds,
+                    runs_ms=[1000 * t / args.batch for t in runs],
+                    peak_memory_mib=memories.get((name, size, mode)),
+                    gflops_per_image=flops,
+                    gflops_per_s=flops / seconds,
+                )
+            )
     return rows
 
 
@@ -425,24 +501,53 @@ def check_targets(results: dict) -> List[dict]:
         for mode in MODES:
             fast, ref = rows.get((size, mode, 'fast')), rows.get((size, mode, 'ref'))
             if fast and ref and fast['peak_memory_mib'] and ref['peak_memory_mib']:
-                add(f'{tag} {mode} peak memory fast / ref',
-                    fast['peak_memory_mib'] / ref['peak_memory_mib'], '<=', 1.0)
+                add(
+                    f'{tag} {mode} peak memory fast / ref',
+                    fast['peak_memory_mib'] / ref['peak_memory_mib'],
+                    '<=',
+                    1.0,
+                )
         if size == (800, 1216):
-            add('800x1216 infer eager fast / ref speed-up', ratio(size, 'infer', 'ref', 'fast'),
-                '>=', 2.0)
-            add('800x1216 train windowed speed / Swin-T speed',
-                ratio(size, 'train', 'swin', 'windowed'), '>=', 1.0)
-            add('800x1216 infer compiled / eager speed-up',
-                ratio(size, 'infer', 'fast', 'compiled'), '>=', 1.0)
-            add('800x1216 infer ONNX Runtime / eager speed-up',
-                ratio(size, 'infer', 'fast', 'onnxruntime'), '>=', 1.2)
-            add('800x1216 infer bf16 max per-stage error / max|fp32|',
-                max(checked['bf16_infer_relative_error']), '<=', 2e-2)
-            add('800x1216 train bf16 finite (1 = yes)', float(checked['bf16_train_finite']),
-                '>=', 1)
+            add(
+                '800x1216 infer eager fast / ref speed-up',
+                ratio(size, 'infer', 'ref', 'fast'),
+                '>=',
+                2.0,
+            )
+            add(
+                '800x1216 train windowed speed / Swin-T speed',
+                ratio(size, 'train', 'swin', 'windowed'),
+                '>=',
+                1.0,
+            )
+            add(
+                '800x1216 infer compiled / eager speed-up',
+                ratio(size, 'infer', 'fast', 'compiled'),
+                '>=',
+                1.0,
+            )
+            add(
+                '800x1216 infer ONNX Runtime / eager speed-up',
+                ratio(size, 'infer', 'fast', 'onnxruntime'),
+                '>=',
+                1.2,
+            )
+            add(
+                '800x1216 infer bf16 max per-stage error / max|fp32|',
+                max(checked['bf16_infer_relative_error']),
+                '<=',
+                2e-2,
+            )
+            add(
+                '800x1216 train bf16 finite (1 = yes)', float(checked['bf16_train_finite']), '>=', 1
+            )
         if 'onnxruntime_relative_error' in checked:
-            add(f'{tag} ONNX Runtime max per-stage error / max|fast|',
-                max(checked['onnxruntime_relative_error']), '<=', 1e-4)
+            add(
+                f'{tag} ONNX Runtime max per-stage error / max|fast|',
+                max(checked['onnxruntime_relative_error']),
+                '<=',
+                1e-4,
+            )
         if 'compiled_frames' in checked:
             add(f'{tag} compiled frames (1 = no recompile)', checked['compiled_frames'], '<=', 1)
     for mode, count in results.get('graph_breaks', {}).items():
@@ -461,20 +566,34 @@ def format_report(results: dict) -> str:
     lines = [fmt.format('size', 'mode', 'model', 'ms/image', 'peak MiB', 'GFLOPs', 'GFLOP/s')]
     for row in results['rows']:
         memory = row['peak_memory_mib']
-        lines.append(fmt.format(
-            'x'.join(map(str, row['size'])), row['mode'], row['model'],
-            f"{row['ms_per_image']:.0f}", '-' if memory is None else f'{memory:.0f}',
-            f"{row['gflops_per_image']:.1f}", f"{row['gflops_per_s']:.1f}"))
-    lines.append('matmul 4096^3 on the same threads: ' + ', '.join(
-        f'{name} {rate:.1f} G multiply-adds/s' for name, rate in results['matmul_gmacs'].items()))
+        lines.append(
+            fmt.format(
+                'x'.join(map(str, row['size'])),
+                row['mode'],
+                row['model'],
+                f'{row["ms_per_image"]:.0f}',
+                '-' if memory is None else f'{memory:.0f}',
+                f'{row["gflops_per_image"]:.1f}',
+                f'{row["gflops_per_s"]:.1f}',
+            )
+        )
+    lines.append(
+        'matmul 4096^3 on the same threads: '
+        + ', '.join(
+            f'{name} {rate:.1f} G multiply-adds/s' for name, rate in results['matmul_gmacs'].items()
+        )
+    )
     for size, checked in results['checks'].items():
-        lines.append(f'{size}: ' + ', '.join(
-            f'{key} {_short(value)}' for key, value in checked.items()))
+        lines.append(
+            f'{size}: ' + ', '.join(f'{key} {_short(value)}' for key, value in checked.items())
+        )
     if results.get('graph_breaks'):
-        lines.append(f"graph breaks: {results['graph_breaks']}")
+        lines.append(f'graph breaks: {results["graph_breaks"]}')
     for check in results['targets']:
-        lines.append(f"{check['name']}: {check['value']:.3g} (target {check['op']} "
-                     f"{check['target']:g}) {'met' if check['met'] else 'MISSED'}")
+        lines.append(
+            f'{check["name"]}: {check["value"]:.3g} (target {check["op"]} '
+            f'{check["target"]:g}) {"met" if check["met"] else "MISSED"}'
+        )
     return '\n'.join(lines)
 
 
@@ -483,15 +602,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     logger = MMLogger.get_instance('benchmark_backbone', log_level='INFO')
     load_before = os.getloadavg()
-    logger.info(f'torch {torch.__version__}, device {args.device}, threads {args.threads}, '
-                f'batch {args.batch}, load average {load_before[0]:.2f}')
+    logger.info(
+        f'torch {torch.__version__}, device {args.device}, threads {args.threads}, '
+        f'batch {args.batch}, load average {load_before[0]:.2f}'
+    )
     torch.manual_seed(0)
     onnx_dir = None
     if not args.no_onnx:
         onnx_dir = tempfile.mkdtemp(prefix='benchmark_onnx_')
         logger.info(f'ONNX Runtime row: one ONNX export per size into {onnx_dir}')
-    variants = Variants(args.arch, args.device, compile_models=not args.no_compile,
-                        threads=args.threads, onnx_dir=onnx_dir)
+    variants = Variants(
+        args.arch,
+        args.device,
+        compile_models=not args.no_compile,
+        threads=args.threads,
+        onnx_dir=onnx_dir,
+    )
 
     logger.info('GFLOPs (mmengine, CrossFormer on its reference path)')
     gflops = {}
@@ -506,11 +632,15 @@ def main() -> None:
     if not args.no_compile:
         logger.info('graph breaks (torch._dynamo.explain) at the first size')
         results['graph_breaks'] = graph_breaks(
-            variants.iclr, torch.randn(args.batch, 3, *args.sizes[0], device=args.device))
+            variants.iclr, torch.randn(args.batch, 3, *args.sizes[0], device=args.device)
+        )
 
     logger.info(f'timing: {args.warmup} warm-up + {args.repeat} timed runs per variant')
-    progress = ProgressBar(len(args.sizes) * sum(len(variants.names(m)) for m in args.modes) *
-                           (args.warmup + args.repeat))
+    progress = ProgressBar(
+        len(args.sizes)
+        * sum(len(variants.names(m)) for m in args.modes)
+        * (args.warmup + args.repeat)
+    )
     timings = {}
     for size in args.sizes:
         inputs = torch.randn(args.batch, 3, *size, device=args.device)
@@ -528,14 +658,25 @@ def main() -> None:
     results['rows'] = summarise(args, timings, memories, gflops)
     load_after = os.getloadavg()
     results['env'] = dict(
-        torch=torch.__version__, device=args.device, threads=args.threads, batch=args.batch,
-        arch=args.arch, repeat=args.repeat, warmup=args.warmup, amp=args.device == 'cuda',
+        torch=torch.__version__,
+        device=args.device,
+        threads=args.threads,
+        batch=args.batch,
+        arch=args.arch,
+        repeat=args.repeat,
+        warmup=args.warmup,
+        amp=args.device == 'cuda',
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
         cpu_model=cpu_model(),
-        load_average_before=load_before, load_average_after=load_after)
+        load_average_before=load_before,
+        load_average_after=load_after,
+    )
     results['targets'] = check_targets(results) if args.device == 'cpu' else []
-    logger.info('\n' + format_report(results) +
-                f'\nload average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}')
+    logger.info(
+        '\n'
+        + format_report(results)
+        + f'\nload average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}'
+    )
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:

@@ -1,3 +1,6 @@
+# Re-implements the dynamic position bias of CrossFormer
+# (Wang et al., ICLR 2022 / TPAMI 2023,
+# https://github.com/cheerss/CrossFormer, Copyright (c) 2021 cheerss, MIT License).
 """Dynamic position bias (DPB) of CrossFormer."""
 
 from typing import Tuple

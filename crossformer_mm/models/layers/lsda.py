@@ -1,3 +1,6 @@
+# Re-implements the long / short distance attention of CrossFormer
+# (Wang et al., ICLR 2022 / TPAMI 2023,
+# https://github.com/cheerss/CrossFormer, Copyright (c) 2021 cheerss, MIT License).
 """Long-short distance attention (LSDA): SDA / LDA grouping, padding and masks.
 
 Every grouping used by CrossFormer is one layout: the zero-padded map
