@@ -15,10 +15,10 @@ import pytest
 from _helpers import REPO_ROOT, run
 
 
-def constraints() -> dict:
+def constraints(name: str = 'constraints.txt') -> dict:
     """package name -> specifier text, e.g. {'torch': '==2.13.0', 'numpy': '<2'}."""
     pins = {}
-    with open(osp.join(REPO_ROOT, 'requirements', 'constraints.txt')) as f:
+    with open(osp.join(REPO_ROOT, 'requirements', name)) as f:
         for line in f:
             line = line.split('#')[0].strip()
             if line:
@@ -27,17 +27,28 @@ def constraints() -> dict:
     return pins
 
 
-def readme_versions() -> dict:
+def readme_versions(table: str = '### Frozen stack') -> dict:
+    """package name -> specifier of one version table of the README."""
     with open(osp.join(REPO_ROOT, 'README.md')) as f:
         text = f.read()
-    section = text[text.index('## Versions') :]
-    section = section[: section.index('\n## ', 4)]
+    section = text[text.index(table) :]
+    section = section[section.index('| package |') :]
+    section = section[: section.index('\n\n')]  # the table ends at the first blank line
     rows = re.findall(r'^\| ([A-Za-z0-9_.-]+) \| ([^|]+) \|', section, re.M)
     return {name.lower(): spec.strip().replace(' ', '') for name, spec in rows if name != 'package'}
 
 
 def test_readme_version_table_is_the_constraints_file():
     assert readme_versions() == constraints()
+
+
+def test_readme_maintained_stack_table_agrees_with_its_constraints_file():
+    """Every row of the maintained stack's table is its constraints file's pin."""
+    table = readme_versions('### Maintained stack')
+    pins = constraints('constraints-onedl.txt')
+    assert len(table) > 10
+    for name, spec in table.items():
+        assert pins.get(name) == spec, (name, spec, pins.get(name))
 
 
 def install_script() -> str:
