@@ -1,13 +1,16 @@
-"""Helpers shared by the test modules: the repository root, :func:`run` for a
-command, :func:`make_toy_set` for a tiny toy COCO set, :func:`released_layout`
-for a state dict in a released file's key layout.
+"""Helpers shared by the test modules: the repository root, which stack runs the
+tests (:data:`THIS`) and its ``mim`` spellings, :func:`run` for a command,
+:func:`make_toy_set` for a tiny toy COCO set, :func:`released_layout` for a state
+dict in a released file's key layout.
 
 Toy data writers and config overrides live in :mod:`crossformer_mm.testing`.
 """
 
+import importlib.metadata as metadata
 import os
 import os.path as osp
 import subprocess
+import sys
 from typing import Dict, List, Tuple
 
 import torch
@@ -19,10 +22,52 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_SIZE = 64
 
 
+def installed(distribution: str) -> bool:
+    """Whether ``distribution`` (a pip name) is installed in this environment."""
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+#: Whether this is the maintained stack (the OneDL forks) rather than the frozen one.
+ONEDL = installed('onedl-mmengine')
+THIS, OTHER = ('onedl', 'frozen') if ONEDL else ('frozen', 'onedl')
+#: The ``mim train`` / ``mim test`` package argument of each toolbox on each stack.
+#: onedl-mim 0.5.1 lists onedl-mmdetection and mmdet3d for 'mmdet' ("Can't determine a
+#: unique package"), and takes mmpose's dist-info folder for its root (no tools there):
+#: its pose configs run through this package's own tools.
+MIM_PACKAGE = {
+    'frozen': {
+        'mmdet': 'mmdet',
+        'mmseg': 'mmseg',
+        'mmpose': 'mmpose',
+        'mmpretrain': 'mmpretrain',
+        'crossformer_mm': 'crossformer_mm',
+    },
+    'onedl': {
+        'mmdet': 'onedl-mmdetection',
+        'mmseg': 'mmseg',
+        'mmpose': 'crossformer_mm',
+        'mmpretrain': 'mmpretrain',
+        'crossformer_mm': 'crossformer_mm',
+    },
+}[THIS]
+
+
 def run(args, cwd=REPO_ROOT, env=None, timeout=300) -> str:
-    """Run a command with 1 CPU thread (``env`` overrides the environment);
-    return its output (stdout and stderr), fail with it."""
-    full_env = dict(os.environ, OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE')
+    """Run a command with 1 CPU thread and this interpreter's environment first on
+    ``PATH`` (its ``mim``, ``python``; ``PYTHON`` for the launch scripts), whatever
+    environment is active (``env`` overrides); return its output (stdout and
+    stderr), fail with it."""
+    full_env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        OMP_WAIT_POLICY='PASSIVE',
+        PYTHON=sys.executable,
+        PATH=os.pathsep.join([osp.dirname(sys.executable), os.environ.get('PATH', '')]),
+    )
     full_env.update(env or {})
     result = subprocess.run(
         args,

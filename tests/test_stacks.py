@@ -24,22 +24,10 @@ from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
-from _helpers import REPO_ROOT, make_toy_set, run
+from _helpers import MIM_PACKAGE, ONEDL, OTHER, REPO_ROOT, THIS, installed, run
 from crossformer_mm import compat
-from crossformer_mm.testing.toy_configs import det_smoke_options
 from crossformer_mm.utils.safe_load import UnsafeCheckpointError, load_checkpoint
 
-
-def installed(distribution: str) -> bool:
-    try:
-        metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-#: Whether this is the maintained stack (the OneDL forks) rather than the frozen one.
-ONEDL = installed('onedl-mmengine')
 #: The OpenMMLab distributions of each stack (mmpose has no fork: both have mmpose).
 DISTRIBUTIONS = {
     'frozen': ['mmengine', 'mmcv', 'mmdet', 'mmsegmentation', 'mmpretrain', 'openmim'],
@@ -52,30 +40,9 @@ DISTRIBUTIONS = {
         'onedl-mim',
     ],
 }
-THIS, OTHER = ('onedl', 'frozen') if ONEDL else ('frozen', 'onedl')
 CONSTRAINTS = {
     'frozen': 'requirements/constraints.txt',
     'onedl': 'requirements/constraints-onedl.txt',
-}
-#: The ``mim train`` / ``mim test`` package argument of each toolbox on each stack.
-#: onedl-mim 0.5.1 lists onedl-mmdetection and mmdet3d for 'mmdet' ("Can't determine a
-#: unique package"), and takes mmpose's dist-info folder for its root (no tools there):
-#: its pose configs run through this package's own tools.
-MIM_PACKAGE = {
-    'frozen': {
-        'mmdet': 'mmdet',
-        'mmseg': 'mmseg',
-        'mmpose': 'mmpose',
-        'mmpretrain': 'mmpretrain',
-        'crossformer_mm': 'crossformer_mm',
-    },
-    'onedl': {
-        'mmdet': 'onedl-mmdetection',
-        'mmseg': 'mmseg',
-        'mmpose': 'crossformer_mm',
-        'mmpretrain': 'mmpretrain',
-        'crossformer_mm': 'crossformer_mm',
-    },
 }
 #: Checkpoints written by mmengine runners on each stack (see write_runner_file).
 STACK_FILES = osp.join(REPO_ROOT, 'tests', 'stack_files')
@@ -320,40 +287,13 @@ def mim_scripts(package: str) -> str:
 def test_mim_finds_each_toolbox_training_script(toolbox):
     """The README's mim spelling of each toolbox on this stack finds a train.py:
     the toolbox's own (``<toolbox>/.mim/tools``) or this package's."""
-    package = MIM_PACKAGE[THIS][toolbox]
+    package = MIM_PACKAGE[toolbox]
     script = mim_scripts(package)
     owner = 'crossformer_mm' if package == 'crossformer_mm' else toolbox
     if owner == 'crossformer_mm':
         assert osp.samefile(script, osp.join(REPO_ROOT, 'tools', 'train.py')), script
     else:
         assert script.endswith(osp.join(owner, '.mim', 'tools', 'train.py')), script
-
-
-@pytest.mark.slow
-def test_mim_train_of_a_detection_config_runs_two_iterations(tmp_path):
-    """`mim train <mmdet spelling> CONFIG`: mmdet's own train.py, 2 iterations."""
-    config = 'configs/mask_rcnn_crossformer_s_fpn_1x_coco.py'
-    options = det_smoke_options(
-        Config.fromfile(osp.join(REPO_ROOT, config)), make_toy_set(str(tmp_path / 'toy'))
-    )
-    out = run(
-        [
-            osp.join(osp.dirname(sys.executable), 'mim'),
-            'train',
-            MIM_PACKAGE[THIS]['mmdet'],
-            config,
-            '--gpus',
-            '0',
-            '--work-dir',
-            str(tmp_path / 'work'),
-            '--cfg-options',
-            *options,
-        ]
-    )
-    assert 'mmdet/.mim/tools/train.py' in out
-    with open(tmp_path / 'work' / 'last_checkpoint') as f:
-        checkpoint = load_checkpoint(f.read().strip())
-    assert checkpoint['meta']['iter'] == 2
 
 
 def test_no_checkpoint_patch_where_mmengine_loads_safely():

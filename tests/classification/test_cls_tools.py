@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from _helpers import REPO_ROOT, run
+from _helpers import MIM_PACKAGE, REPO_ROOT, run
 from classification.cls_helpers import (
     build_classifier,
     load_config,
@@ -66,7 +66,7 @@ def test_mim_test_evaluates_a_released_layout_file(digits, tmp_path):
         [
             'mim',
             'test',
-            'mmpretrain',
+            MIM_PACKAGE['mmpretrain'],
             T_CONFIG,
             '--checkpoint',
             checkpoint,
@@ -95,7 +95,7 @@ def test_mim_train_runs_the_published_recipe(digits, tmp_path):
         [
             'mim',
             'train',
-            'mmpretrain',
+            MIM_PACKAGE['mmpretrain'],
             T_CONFIG,
             '--work-dir',
             work_dir,

@@ -26,7 +26,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from _helpers import REPO_ROOT, make_toy_set, run
+from _helpers import MIM_PACKAGE, REPO_ROOT, make_toy_set, run
 from crossformer_mm.testing.toy_ade import make_toy_ade
 from crossformer_mm.testing.toy_coco_keypoints import make_toy_coco_keypoints
 from crossformer_mm.testing.toy_configs import (
@@ -161,7 +161,7 @@ def test_mim_test_refuses_the_payload(payload, det_options, tmp_path):
         [
             'mim',
             'test',
-            'mmdet',
+            MIM_PACKAGE['mmdet'],
             DET_CONFIG,
             '-C',
             payload[0],

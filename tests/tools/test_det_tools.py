@@ -15,7 +15,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from _helpers import REPO_ROOT, make_toy_set, run
+from _helpers import MIM_PACKAGE, REPO_ROOT, make_toy_set, run
 from crossformer_mm.testing.toy_configs import TOY_CLASSES, det_smoke_options
 from crossformer_mm.utils import convert_mmdet2
 
@@ -166,7 +166,7 @@ def test_mim_train_mmdet_stock_script(tmp_path, toy_root):
         [
             'mim',
             'train',
-            'mmdet',
+            MIM_PACKAGE['mmdet'],
             config,
             '--gpus',
             '0',

@@ -24,7 +24,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from mmseg.datasets import ADE20KDataset
 
-from _helpers import REPO_ROOT
+from _helpers import MIM_PACKAGE, REPO_ROOT
 from _helpers import run as run_command
 from crossformer_mm.testing.toy_ade import CLASS_COLOURS, make_toy_ade
 from crossformer_mm.testing.toy_configs import cli_options, seg_toy_overrides
@@ -166,7 +166,7 @@ def mim_train(toy_ade, tmp_path_factory) -> Tuple[str, str]:
             '-m',
             'mim',
             'train',
-            'mmseg',
+            MIM_PACKAGE['mmseg'],
             osp.join(CONFIG_DIR, CKPT_CONFIG),
             '--work-dir',
             work_dir,
