@@ -56,11 +56,10 @@ MIM_PACKAGE = {
 }[THIS]
 
 
-def run(args, cwd=REPO_ROOT, env=None, timeout=300) -> str:
-    """Run a command with 1 CPU thread and this interpreter's environment first on
-    ``PATH`` (its ``mim``, ``python``; ``PYTHON`` for the launch scripts), whatever
-    environment is active (``env`` overrides); return its output (stdout and
-    stderr), fail with it."""
+def command_env(env=None) -> dict:
+    """The environment of a command run by a test: 1 CPU thread and this interpreter's
+    environment first on ``PATH`` (its ``mim``, ``python``; ``PYTHON`` for the launch
+    scripts), whatever environment is active; ``env`` overrides."""
     full_env = dict(
         os.environ,
         OMP_NUM_THREADS='1',
@@ -69,10 +68,16 @@ def run(args, cwd=REPO_ROOT, env=None, timeout=300) -> str:
         PATH=os.pathsep.join([osp.dirname(sys.executable), os.environ.get('PATH', '')]),
     )
     full_env.update(env or {})
+    return full_env
+
+
+def run(args, cwd=REPO_ROOT, env=None, timeout=300) -> str:
+    """Run a command in :func:`command_env` (``env`` overrides); return its output
+    (stdout and stderr), fail with it."""
     result = subprocess.run(
         args,
         cwd=cwd,
-        env=full_env,
+        env=command_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

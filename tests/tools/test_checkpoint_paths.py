@@ -26,7 +26,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from _helpers import MIM_PACKAGE, REPO_ROOT, make_toy_set, run
+from _helpers import MIM_PACKAGE, REPO_ROOT, command_env, make_toy_set, run
 from crossformer_mm.testing.toy_ade import make_toy_ade
 from crossformer_mm.testing.toy_coco_keypoints import make_toy_coco_keypoints
 from crossformer_mm.testing.toy_configs import (
@@ -62,8 +62,8 @@ class SystemPayload:
 
 def refused(args: List[str], payload: str, **kwargs) -> str:
     """Run a command that must fail with the safe loader's refusal of ``payload``."""
-    env = {k: v for k, v in os.environ.items() if k != safe_load.TRUSTED_ENV}
-    env.update(OMP_NUM_THREADS='1', **ENV)
+    env = command_env(ENV)
+    env.pop(safe_load.TRUSTED_ENV, None)
     result = subprocess.run(
         args,
         cwd=REPO_ROOT,

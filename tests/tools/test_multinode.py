@@ -2,7 +2,6 @@
 "nodes" (NNODES=2, NODE_RANK=0/1, MASTER_ADDR=127.0.0.1) of one process each
 train the toy detector together over gloo."""
 
-import os
 import os.path as osp
 import re
 import subprocess
@@ -10,7 +9,7 @@ import subprocess
 import pytest
 from mmengine.config import Config
 
-from _helpers import REPO_ROOT, make_toy_set
+from _helpers import REPO_ROOT, command_env, make_toy_set
 from crossformer_mm.testing.slurm import free_port
 from crossformer_mm.testing.toy_configs import det_smoke_options
 
@@ -22,14 +21,7 @@ def test_two_node_torchrun_on_one_machine(tmp_path):
     root = make_toy_set(str(tmp_path / 'toy_coco'))
     options = det_smoke_options(Config.fromfile(osp.join(REPO_ROOT, DEMO_CONFIG)), root)
     work_dir = tmp_path / 'work'  # shared by both nodes, as on a cluster FS
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS='1',
-        OMP_WAIT_POLICY='PASSIVE',
-        NNODES='2',
-        MASTER_ADDR='127.0.0.1',
-        PORT=str(free_port()),
-    )
+    env = command_env(dict(NNODES='2', MASTER_ADDR='127.0.0.1', PORT=str(free_port())))
     logs = [tmp_path / f'node{rank}.log' for rank in (0, 1)]
     procs = []
     try:
