@@ -57,12 +57,23 @@ def find_backbone(model: nn.Module) -> Optional[nn.Module]:
     return None
 
 
+def is_two_stage(model: nn.Module) -> bool:
+    """Whether ``model`` is an mmdet two-stage detector (an RPN and a RoI head)."""
+    return bool(getattr(model, 'with_rpn', False)) and hasattr(model, 'roi_head')
+
+
 class TensorOutputs(nn.Module):
     """``model`` as a function of one image batch returning a flat tuple of
     tensors: the raw outputs of an OpenMMLab model (``mode='tensor'``: the
     detector's head outputs before decoding and NMS, the segmentor's logits,
     the classifier's logits, the pose head's heatmaps and tags), or a
-    backbone's stage outputs."""
+    backbone's stage outputs.
+
+    A two-stage detector's ``mode='tensor'`` runs the RPN's proposal NMS and
+    needs image metas, so it does not trace: its raw outputs here are the RPN
+    head's (class scores of every level, then box deltas of every level); the
+    proposals and the RoI head are not in the graph.
+    """
 
     def __init__(self, model: nn.Module, mode_tensor: bool = True) -> None:
         super().__init__()
@@ -70,7 +81,12 @@ class TensorOutputs(nn.Module):
         self.mode_tensor = mode_tensor
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
-        out = self.model(inputs, mode='tensor') if self.mode_tensor else self.model(inputs)
+        if not self.mode_tensor:
+            out = self.model(inputs)
+        elif is_two_stage(self.model):
+            out = self.model.rpn_head(self.model.extract_feat(inputs))
+        else:
+            out = self.model(inputs, mode='tensor')
         return tuple(flatten_outputs(out))
 
 
@@ -252,15 +268,20 @@ def preprocess(model: nn.Module, image: np.ndarray, size: Optional[Tuple[int, in
 
     if size is not None:
         image = mmcv.imresize(image, (size[1], size[0]))
+    from mmengine.structures import BaseDataElement
+
     tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-    data = model.data_preprocessor(dict(inputs=[tensor]), False)
+    shape = tuple(image.shape[:2])
+    # a data sample for the preprocessors that record the padding in it (mmpose's needs one)
+    sample = BaseDataElement(metainfo=dict(img_shape=shape, ori_shape=shape))
+    data = model.data_preprocessor(dict(inputs=[tensor], data_samples=[sample]), False)
     return data['inputs'], image
 
 
 @dataclass
 class Result:
-    """A post-processed result: ``kind`` ('class', 'label_map', 'boxes' or
-    'raw') and its arrays."""
+    """A post-processed result: ``kind`` ('class', 'label_map', 'boxes',
+    'keypoints' or 'raw') and its arrays."""
 
     kind: str
     arrays: Dict[str, np.ndarray]
@@ -280,13 +301,22 @@ class Result:
                 f'{self.arrays["bboxes"][:3].round(2).tolist()} '
                 f'labels {self.arrays["labels"][:3].tolist()}'
             )
+        if self.kind == 'keypoints':
+            return (
+                f'{len(self.arrays["keypoints"])} people; first: '
+                f'{self.arrays["keypoints"][:1].round(2).tolist()}'
+            )
         return 'raw outputs ' + ', '.join(str(a.shape) for a in self.arrays.values())
 
     def equals(self, other: 'Result', box_tolerance: float = 1e-2) -> bool:
-        """The same class / label map / labels and boxes (within ``box_tolerance``
-        pixels; scores within 1e-4); raw outputs within 1e-4 relative."""
+        """The same class / label map / labels and boxes or keypoints (within
+        ``box_tolerance`` pixels; scores within 1e-4); raw outputs within 1e-4
+        relative. Boxes are compared as a set: two boxes whose scores differ by
+        less than 1e-4 may come in either order (NMS sorts by score)."""
         if self.kind != other.kind or set(self.arrays) != set(other.arrays):
             return False
+        if self.kind == 'boxes':
+            return _same_boxes(self.arrays, other.arrays, box_tolerance)
         for key, a in self.arrays.items():
             b = other.arrays[key]
             if a.shape != b.shape:
@@ -294,10 +324,10 @@ class Result:
             if self.kind == 'raw':
                 if np.abs(a - b).max() > 1e-4 * max(np.abs(b).max(), 1e-12):
                     return False
-            elif key == 'bboxes':
+            elif key in ('bboxes', 'keypoints'):
                 if a.size and np.abs(a - b).max() > box_tolerance:
                     return False
-            elif key in ('scores', 'logit'):
+            elif key in ('scores', 'logit', 'keypoint_scores', 'person_scores'):
                 if a.size and np.abs(a - b).max() > 1e-4:
                     return False
             elif not np.array_equal(a, b):
@@ -305,9 +335,33 @@ class Result:
         return True
 
 
+def _same_boxes(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray], tolerance: float) -> bool:
+    """Whether every box of ``a`` pairs with its own box of ``b``: the same
+    label, corners within ``tolerance`` pixels, scores within 1e-4."""
+    if any(a[key].shape != b[key].shape for key in ('bboxes', 'scores', 'labels')):
+        return False
+    close = (
+        (np.abs(a['bboxes'][:, None] - b['bboxes'][None]).max(-1) <= tolerance)
+        & (np.abs(a['scores'][:, None] - b['scores'][None]) <= 1e-4)
+        & (a['labels'][:, None] == b['labels'][None])
+    )
+    free = np.ones(len(close), dtype=bool)
+    for row in close:  # greedy: the boxes of one image are far apart next to the tolerance
+        candidates = np.nonzero(row & free)[0]
+        if not len(candidates):
+            return False
+        free[candidates[0]] = False
+    return True
+
+
 def postprocess(model: nn.Module, outputs: Sequence[Tensor], inputs: Tensor) -> Result:
     """The PyTorch model's post-processing of its raw outputs (from PyTorch or
-    from ONNX Runtime) for the one image of ``inputs``."""
+    from ONNX Runtime) for the one image of ``inputs``: classifier: the class
+    of the largest logit; segmentor: logits resized to the input, arg-max;
+    single-stage detector: the head's ``predict_by_feat`` (decoding, score
+    threshold, NMS); two-stage detector: the RPN's ``predict_by_feat`` (the
+    proposals); HigherHRNet: keypoints grouped as its head's ``predict``
+    without flip test (the graph sees one view)."""
     import torch.nn.functional as F
 
     name = type(model).__name__
@@ -321,7 +375,7 @@ def postprocess(model: nn.Module, outputs: Sequence[Tensor], inputs: Tensor) -> 
             outputs[0], size=inputs.shape[-2:], mode='bilinear', align_corners=model.align_corners
         )
         return Result('label_map', dict(label_map=logits[0].argmax(0).numpy()))
-    head = getattr(model, 'bbox_head', None)
+    head = model.rpn_head if is_two_stage(model) else getattr(model, 'bbox_head', None)
     if head is not None and hasattr(head, 'predict_by_feat'):
         levels = len(outputs) // 2
         meta = dict(
@@ -345,4 +399,36 @@ def postprocess(model: nn.Module, outputs: Sequence[Tensor], inputs: Tensor) -> 
                 labels=instances.labels.numpy(),
             ),
         )
+    head = getattr(model, 'head', None)
+    if hasattr(head, '_merge_outputs') and getattr(head, 'decoder', None) is not None:
+        return _pose_keypoints(head, outputs, tuple(inputs.shape[-2:]))
     return Result('raw', {f'output{i}': o.numpy() for i, o in enumerate(outputs)})
+
+
+def _pose_keypoints(head: nn.Module, outputs: Sequence[Tensor], size: Tuple[int, int]) -> Result:
+    """HigherHRNet's test-time decoding of one view (no flip test, one scale):
+    the heatmaps of every output averaged at 1/2, heatmaps and output-0 tags
+    resized to the input, grouped by the head's decoder (as
+    ``AEHigherResolutionHead.predict``)."""
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        heatmaps, tags = head._merge_outputs(list(outputs), None)
+        heatmaps = F.interpolate(heatmaps, size=size, mode='bilinear', align_corners=False)
+        b, levels, k, h, w = tags.shape
+        tags = (
+            F.interpolate(
+                tags.reshape(b, levels * k, h, w), size=size, mode='bilinear', align_corners=False
+            )
+            .reshape(b, levels, k, *size)
+            .permute(0, 2, 3, 4, 1)
+        )
+        keypoints, scores, person_scores = head.decoder.batch_decode(heatmaps, tags)
+    return Result(
+        'keypoints',
+        dict(
+            keypoints=np.asarray(keypoints[0], dtype=np.float32),
+            keypoint_scores=np.asarray(scores[0], dtype=np.float32),
+            person_scores=np.asarray(person_scores[0], dtype=np.float32),
+        ),
+    )

@@ -1,10 +1,13 @@
 """Whole models through tools/deployment's package code (crossformer_mm.deployment):
-a toy-width model of each task exported to ONNX (raw outputs), run by ONNX Runtime,
-equal to PyTorch in its raw outputs and after the PyTorch model's post-processing."""
+a toy-width model of each task exported to ONNX (raw outputs; TorchScript exporter, once
+with dynamic batch, height and width, or at each size where the model's code has static
+sizes), run by ONNX Runtime at three input sizes, equal to PyTorch in its raw outputs and
+after the PyTorch model's post-processing at each of them."""
 
 import os.path as osp
 
 import numpy as np
+import onnxruntime  # noqa: F401  (the runtime under test: installed by both stacks)
 import pytest
 import torch
 from mmengine.config import Config
@@ -15,7 +18,9 @@ from crossformer_mm.deployment import (
     build_model,
     compare,
     export_onnx,
-    flatten_outputs,
+    find_backbone,
+    is_two_stage,
+    min_dynamic_size,
     non_standard_ops,
     ort_session,
     postprocess,
@@ -23,39 +28,100 @@ from crossformer_mm.deployment import (
     run_ort,
 )
 
-pytest.importorskip('onnxruntime', reason='pip install onnx onnxruntime onnxscript')
-
 TOY_ARCH = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
 TOY_CHANNELS = [32, 64, 128, 256]
+TOY_HRNET = dict(
+    stage1=dict(
+        num_modules=1, num_branches=1, block='BOTTLENECK', num_blocks=(1,), num_channels=(16,)
+    ),
+    stage2=dict(
+        num_modules=1, num_branches=2, block='BASIC', num_blocks=(1, 1), num_channels=(8, 16)
+    ),
+    stage3=dict(
+        num_modules=1,
+        num_branches=3,
+        block='BASIC',
+        num_blocks=(1, 1, 1),
+        num_channels=(8, 16, 32),
+    ),
+    stage4=dict(
+        num_modules=1,
+        num_branches=4,
+        block='BASIC',
+        num_blocks=(1, 1, 1, 1),
+        num_channels=(8, 16, 32, 64),
+        multiscale_output=False,
+    ),
+)
+# Exported at the first size, run at all three: above the dynamic graph's minimum side
+# (min_dynamic_size: 256), the last one not a multiple of 32 (the detector's preprocessing
+# pads it to 288x384; the segmentor and the classifier take it as it is).
+SIZES = ((256, 320), (320, 448), (288, 360))
+# HigherHRNet's test pipeline (ResizeAlignMultiScale) resizes every image to multiples of
+# 64, which HRNet's branches need (its fusion upsamples by exactly 2**k).
+POSE_SIZES = ((256, 320), (320, 448), (384, 576))
 
-# config, the toy overrides, the kind of post-processed result
+# config, the toy overrides, the kind of post-processed result, the sizes
 MODELS = {
     'retinanet': (
         'configs/retinanet_crossformer_s_fpn_1x_coco.py',
         # every anchor scored: boxes to compare with random weights
         {'model.neck.in_channels': TOY_CHANNELS, 'model.test_cfg.score_thr': 0.0},
         'boxes',
+        SIZES,
+    ),
+    'mask_rcnn': (
+        # raw outputs: the RPN head's (mode='tensor' runs proposal NMS); result: the proposals
+        'configs/mask_rcnn_crossformer_s_fpn_1x_coco.py',
+        {'model.neck.in_channels': TOY_CHANNELS},
+        'boxes',
+        SIZES,
     ),
     'semantic_fpn': (
+        # exported statically at each size (STATIC_ONLY)
         'configs/fpn_crossformer_s_512x512_80k_ade20k.py',
         {'model.neck.in_channels': TOY_CHANNELS},
         'label_map',
+        SIZES,
+    ),
+    'higherhrnet': (
+        # the published HigherHRNet-W32 recipe (HRNet backbone), at toy widths
+        'configs/higherhrnet_w32_coco_512x512.py',
+        {
+            'model.head.in_channels': 8,
+            'model.head.deconv_out_channels': (8,),
+            'model.head.num_basic_blocks': 1,
+            # every candidate joint kept: people to compare with random weights
+            'model.head.decoder.decode_keypoint_thr': -1e9,
+        },
+        'keypoints',
+        POSE_SIZES,
     ),
     'classifier': (
         'configs/crossformer-s_8xb128_in1k.py',
         {'model.head.in_channels': TOY_CHANNELS[-1]},
         'class',
+        SIZES,
     ),
 }
 
+# mmseg's Upsample (the scale heads of Semantic FPN's FPNHead) turns its output size into
+# Python ints (int(t * scale_factor)): both exporters bake the traced size into the graph,
+# which then gives wrong logits (7e-2 relative) at other sizes.
+STATIC_ONLY = {'semantic_fpn'}
+
 
 def toy_model(name: str):
-    config, options, _ = MODELS[name]
+    config, options, _, _ = MODELS[name]
     cfg = Config.fromfile(osp.join(REPO_ROOT, config))
     cfg.merge_from_dict(options)
-    cfg.model.backbone.arch = TOY_ARCH
-    cfg.model.backbone.init_cfg = None
-    cfg.model.backbone.drop_path_rate = 0.0
+    backbone = cfg.model.backbone
+    if backbone.type == 'HRNet':
+        backbone.extra = TOY_HRNET
+    else:
+        backbone.arch = TOY_ARCH
+        backbone.drop_path_rate = 0.0
+    backbone.init_cfg = None
     torch.manual_seed(0)
     model = build_model(cfg)
     for p in model.parameters():  # away from the constant initialisations
@@ -63,23 +129,50 @@ def toy_model(name: str):
     return model
 
 
-@pytest.mark.slow  # an export of a whole model takes about a minute
+@pytest.mark.slow  # a whole model exported and run at three sizes: 10-60 s
 @pytest.mark.parametrize('name', sorted(MODELS))
-def test_onnx_runtime_equals_pytorch(name, tmp_path):
+def test_onnx_runtime_equals_pytorch_at_three_sizes(name, tmp_path):
     model = toy_model(name)
-    image = np.random.default_rng(0).integers(0, 256, (256, 320, 3), dtype=np.uint8)
-    inputs, _ = preprocess(model, image)
-    assert inputs.shape[-2:] == (256, 320) and inputs.dtype == torch.float32
+    _, _, kind, sizes = MODELS[name]
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+    wrapped = TensorOutputs(model).eval()
+    backbone = find_backbone(model)
+    min_size = min_dynamic_size(backbone) if backbone is not None else 32
+    dynamic = name not in STATIC_ONLY
     path = str(tmp_path / f'{name}.onnx')
-    wrapped = TensorOutputs(model)
-    export_onnx(wrapped, inputs, path, dynamic=False)
-    assert non_standard_ops(path) == []
-    session = ort_session(path)
-    errors = compare(session, wrapped, inputs)['relative_error']
-    assert max(errors) <= 1e-4, errors
-    outputs = [torch.from_numpy(o) for o in run_ort(session, inputs)]
+    session = None
+    for (h, w), image in zip(sizes, images):
+        inputs, _ = preprocess(model, image)
+        padded = (h, -(-w // 32) * 32) if type(model).__module__.startswith('mmdet') else (h, w)
+        assert tuple(inputs.shape[-2:]) == padded and inputs.dtype == torch.float32
+        if session is None or not dynamic:  # dynamic: exported once, at the first size
+            export_onnx(wrapped, inputs, path, dynamic, exporter='torchscript', min_size=min_size)
+            assert non_standard_ops(path) == []
+            session = ort_session(path)
+            symbolic = [isinstance(d, str) for d in session.get_inputs()[0].shape]
+            assert symbolic == [dynamic, False, dynamic, dynamic]
+        errors = compare(session, wrapped, inputs)['relative_error']
+        print(f'{name} {h}x{w}: max relative error {max(errors):.1e}')
+        assert max(errors) <= 1e-4, (h, w, errors)
+        outputs = [torch.from_numpy(o) for o in run_ort(session, inputs)]
+        with torch.no_grad():
+            references = list(wrapped(inputs))
+        ours, expected = postprocess(model, outputs, inputs), postprocess(model, references, inputs)
+        assert ours.kind == expected.kind == kind
+        assert ours.equals(expected), (h, w, ours.summary, expected.summary)
+
+
+def test_two_stage_detector_exports_its_rpn_outputs():
+    """Mask R-CNN's raw outputs are the RPN head's, not mode='tensor' (which
+    needs image metas for the proposal NMS)."""
+    model = toy_model('mask_rcnn')
+    assert is_two_stage(model)
+    inputs = torch.zeros(1, 3, 64, 64)
     with torch.no_grad():
-        references = flatten_outputs(model(inputs, mode='tensor'))
-    ours, expected = postprocess(model, outputs, inputs), postprocess(model, references, inputs)
-    assert ours.kind == expected.kind == MODELS[name][2]
-    assert ours.equals(expected), (ours.summary, expected.summary)
+        outputs = TensorOutputs(model)(inputs)
+    levels = len(model.rpn_head.prior_generator.strides)
+    assert len(outputs) == 2 * levels
+    anchors = model.rpn_head.num_base_priors
+    assert outputs[0].shape == (1, anchors * model.rpn_head.cls_out_channels, 16, 16)
+    assert outputs[levels].shape == (1, anchors * 4, 16, 16)

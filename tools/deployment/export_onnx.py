@@ -1,7 +1,8 @@
 """Export a model of this repository to ONNX: the network up to its raw outputs.
 
 Detection: the head outputs before box decoding and NMS (per level: class
-scores, box deltas, ...; a two-stage detector's ``mode='tensor'`` outputs);
+scores, box deltas, ...; a two-stage detector: its RPN head's, as its
+``mode='tensor'`` runs the proposal NMS; the RoI head is not exported);
 segmentation: the decoder's logits; pose (HigherHRNet): heatmaps and tags;
 classification: logits. The input is the normalised image batch: the model's
 ``data_preprocessor`` (BGR -> RGB as configured, ``(x - mean) / std``, padding

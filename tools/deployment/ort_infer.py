@@ -4,7 +4,9 @@ own preprocessing and post-processing; ``--check`` runs PyTorch too and compares
 Post-processing (the PyTorch model's code on the ONNX outputs): classification:
 the class of the largest logit; segmentation: logits resized to the input,
 arg-max (the label map); single-stage detection: the head's ``predict_by_feat``
-(box decoding, score threshold, NMS). Other models: the raw outputs.
+(box decoding, score threshold, NMS); two-stage detection: the RPN's proposals (its
+``predict_by_feat``; the RoI head is not in the exported graph); HigherHRNet: keypoints
+grouped by the head's decoder, one view (no flip test). Other models: the raw outputs.
 
 Example::
 
@@ -19,9 +21,9 @@ import torch
 from mmengine.config import DictAction
 
 from crossformer_mm.deployment import (
+    TensorOutputs,
     build_model,
     compare,
-    flatten_outputs,
     ort_session,
     postprocess,
     preprocess,
@@ -65,12 +67,11 @@ def main() -> None:
     result = postprocess(model, outputs, inputs)
     print(f'ONNX Runtime: {result.summary}')
     if args.check:
+        wrapped = TensorOutputs(model).eval()  # the exported function of export_onnx.py
         with torch.no_grad():
-            references = flatten_outputs(model(inputs, mode='tensor'))
+            references = list(wrapped(inputs))
         expected = postprocess(model, references, inputs)
-        errors = compare(
-            ort_session(args.onnx, args.threads), lambda x: model(x, mode='tensor'), inputs
-        )['relative_error']
+        errors = compare(ort_session(args.onnx, args.threads), wrapped, inputs)['relative_error']
         print(f'PyTorch:      {expected.summary}')
         print(
             f'raw outputs: max relative error {max(errors):.2e}; post-processed results '
