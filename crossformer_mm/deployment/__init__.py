@@ -22,6 +22,7 @@ from .onnx_export import (
     relative_errors,
     run_ort,
     small_map_limit,
+    static_size_modules,
 )
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     'relative_errors',
     'run_ort',
     'small_map_limit',
+    'static_size_modules',
 ]

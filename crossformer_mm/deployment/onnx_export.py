@@ -101,6 +101,20 @@ def flatten_outputs(out) -> List[Tensor]:
     raise TypeError(f'cannot export an output of type {type(out).__name__}: expected tensors')
 
 
+def static_size_modules(model: nn.Module) -> List[str]:
+    """Names of the modules of ``model`` whose output size both exporters bake
+    in at the traced size, so that a dynamic graph would be wrong at other
+    sizes: mmseg's ``Upsample`` with a ``scale_factor`` (the scale heads of
+    Semantic FPN's ``FPNHead``), which turns its output size into Python ints."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if type(module).__name__ == 'Upsample'
+        and type(module).__module__.startswith('mmseg')
+        and not getattr(module, 'size', None)
+    ]
+
+
 def export_onnx(
     model: nn.Module,
     example: Tensor,
@@ -120,11 +134,21 @@ def export_onnx(
         min_size: the smallest height / width the dynamic graph is for
             (:func:`min_dynamic_size` for a CrossFormer).
 
+    Raises:
+        ValueError: ``dynamic`` for a model with :func:`static_size_modules`.
+
     Returns:
         The output names (``output0``, ...).
     """
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
+    baked = static_size_modules(model) if dynamic else []
+    if baked:
+        raise ValueError(
+            f'{baked[0]} (and {len(baked) - 1} more) computes its output size as Python ints, '
+            'which the exporters fix at the traced size: export this model at a static size '
+            '(dynamic=False, no --dynamic), once per input size'
+        )
     if dynamic and min(example.shape[-2:]) < min_size:
         raise ValueError(
             f"the example input {tuple(example.shape[-2:])} is below the dynamic graph's "

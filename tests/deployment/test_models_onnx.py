@@ -26,6 +26,7 @@ from crossformer_mm.deployment import (
     postprocess,
     preprocess,
     run_ort,
+    static_size_modules,
 )
 
 TOY_ARCH = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
@@ -107,7 +108,7 @@ MODELS = {
 
 # mmseg's Upsample (the scale heads of Semantic FPN's FPNHead) turns its output size into
 # Python ints (int(t * scale_factor)): both exporters bake the traced size into the graph,
-# which then gives wrong logits (7e-2 relative) at other sizes.
+# which then gives wrong logits (7e-2 relative) at other sizes; export_onnx refuses it.
 STATIC_ONLY = {'semantic_fpn'}
 
 
@@ -161,6 +162,15 @@ def test_onnx_runtime_equals_pytorch_at_three_sizes(name, tmp_path):
         ours, expected = postprocess(model, outputs, inputs), postprocess(model, references, inputs)
         assert ours.kind == expected.kind == kind
         assert ours.equals(expected), (h, w, ours.summary, expected.summary)
+
+
+def test_dynamic_export_refuses_a_head_with_static_sizes(tmp_path):
+    model = toy_model('semantic_fpn')
+    wrapped = TensorOutputs(model).eval()
+    assert static_size_modules(wrapped) != [] and static_size_modules(toy_model('retinanet')) == []
+    with pytest.raises(ValueError, match='export this model at a static size'):
+        export_onnx(wrapped, torch.zeros(1, 3, 256, 256), str(tmp_path / 'm.onnx'), dynamic=True)
+    assert not (tmp_path / 'm.onnx').exists()
 
 
 def test_two_stage_detector_exports_its_rpn_outputs():
