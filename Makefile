@@ -37,10 +37,10 @@ OMP_WAIT_POLICY ?= PASSIVE
 export CFMM_WHEELHOUSE PYTHON OMP_WAIT_POLICY
 
 # Safe loading, configs, mim (train, test, search), stock tools, launchers, inferencers,
-# conversion; not the backbone's own numerics (tests/models, the benchmark, the GPU check),
-# which need only torch.
+# conversion, ONNX export with the stack's torch; not the backbone's own numerics
+# (tests/models, the benchmark, the GPU check), which the frozen stack's run covers.
 STACK_TESTS := tests/test_stacks.py tests/test_compat.py tests/test_registry.py tests/configs \
-	tests/test_model_index.py \
+	tests/test_model_index.py tests/deployment \
 	tests/utils tests/pose tests/classification tests/models/test_pretrained_arg.py \
 	tests/tools/test_checkpoint_paths.py tests/tools/test_det_tools.py \
 	tests/tools/test_seg_tools.py tests/tools/test_pose_tools.py tests/tools/test_slurm.py \
