@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .rewrites import exact_for_export, traceable_upsampling
+
 EXPORTERS = ('dynamo', 'torchscript')
 #: The opset of the exported graph: what the dynamo exporter's operator
 #: library targets (standard operators; no ``Attention`` of opset 23).
@@ -102,16 +104,17 @@ def flatten_outputs(out) -> List[Tensor]:
 
 
 def static_size_modules(model: nn.Module) -> List[str]:
-    """Names of the modules of ``model`` whose output size both exporters bake
-    in at the traced size, so that a dynamic graph would be wrong at other
-    sizes: mmseg's ``Upsample`` with a ``scale_factor`` (the scale heads of
-    Semantic FPN's ``FPNHead``), which turns its output size into Python ints."""
+    """Names of the modules of ``model`` whose output size both exporters would bake
+    in at the traced size, so that a dynamic graph would be wrong at other sizes:
+    mmseg's ``Upsample`` with a non-integer ``scale_factor`` (with an integer one, as in
+    Semantic FPN's ``FPNHead``, :func:`~.rewrites.traceable_upsampling` exports it
+    exactly)."""
     return [
         name
         for name, module in model.named_modules()
         if type(module).__name__ == 'Upsample'
         and type(module).__module__.startswith('mmseg')
-        and not getattr(module, 'size', None)
+        and not exact_for_export(module)
     ]
 
 
@@ -145,9 +148,10 @@ def export_onnx(
     baked = static_size_modules(model) if dynamic else []
     if baked:
         raise ValueError(
-            f'{baked[0]} (and {len(baked) - 1} more) computes its output size as Python ints, '
-            'which the exporters fix at the traced size: export this model at a static size '
-            '(dynamic=False, no --dynamic), once per input size'
+            f'{baked[0]} (and {len(baked) - 1} more) upsamples by a non-integer factor and '
+            'computes its output size as Python ints, which the exporters fix at the traced '
+            'size: export this model at a static size (dynamic=False, no --dynamic), once per '
+            'input size'
         )
     if dynamic and min(example.shape[-2:]) < min_size:
         raise ValueError(
@@ -158,32 +162,33 @@ def export_onnx(
     with torch.no_grad():
         outputs = model(example)
     names = [f'output{i}' for i in range(len(outputs))]
-    if exporter == 'torchscript':
-        dynamic_axes = None
+    # mmseg's Upsample with its size traced (the exact same numbers, see static_size_modules)
+    with traceable_upsampling(), torch.no_grad():
+        if exporter == 'torchscript':
+            dynamic_axes = None
+            if dynamic:
+                dynamic_axes = {INPUT_NAME: {0: 'batch', 2: 'height', 3: 'width'}}
+                for name, out in zip(names, outputs):
+                    dynamic_axes[name] = {i: f'{name}_dim{i}' for i in range(out.dim())}
+            torch.onnx.export(
+                model,
+                (example,),
+                path,
+                dynamo=False,
+                input_names=[INPUT_NAME],
+                output_names=names,
+                dynamic_axes=dynamic_axes,
+                opset_version=min(opset, 17),
+            )
+            return names
+        dynamic_shapes = None
         if dynamic:
-            dynamic_axes = {INPUT_NAME: {0: 'batch', 2: 'height', 3: 'width'}}
-            for name, out in zip(names, outputs):
-                dynamic_axes[name] = {i: f'{name}_dim{i}' for i in range(out.dim())}
-        torch.onnx.export(
-            model,
-            (example,),
-            path,
-            dynamo=False,
-            input_names=[INPUT_NAME],
-            output_names=names,
-            dynamic_axes=dynamic_axes,
-            opset_version=min(opset, 17),
-        )
-        return names
-    dynamic_shapes = None
-    if dynamic:
-        if example.shape[0] == 1:
-            example = example.expand(2, -1, -1, -1).contiguous()
-        dim = torch.export.Dim
-        dynamic_shapes = (
-            {0: dim.DYNAMIC, 2: dim.DYNAMIC(min=min_size), 3: dim.DYNAMIC(min=min_size)},
-        )
-    with torch.no_grad():
+            if example.shape[0] == 1:
+                example = example.expand(2, -1, -1, -1).contiguous()
+            dim = torch.export.Dim
+            dynamic_shapes = (
+                {0: dim.DYNAMIC, 2: dim.DYNAMIC(min=min_size), 3: dim.DYNAMIC(min=min_size)},
+            )
         program = torch.onnx.export(
             model,
             (example,),

@@ -23,8 +23,6 @@ from crossformer_mm.models.backbones.crossformer import ARCH_SETTINGS
 from crossformer_mm.models.layers import LSDA
 from crossformer_mm.models.layers.lsda import ceil_div
 
-pytest.importorskip('onnxruntime', reason='pip install onnx onnxruntime onnxscript')
-
 #: 224 (last-stage map of exactly G, square), detection / segmentation sizes,
 #: and a size that is not a multiple of 32 (every stage padded)
 SIZES = [(224, 224), (512, 512), (800, 1216), (600, 1000), (300, 452)]

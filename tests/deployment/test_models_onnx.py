@@ -11,6 +11,8 @@ import onnxruntime  # noqa: F401  (the runtime under test: installed by both sta
 import pytest
 import torch
 from mmengine.config import Config
+from mmseg.models.utils.wrappers import Upsample
+from torch import nn
 
 from _helpers import REPO_ROOT
 from crossformer_mm.deployment import (
@@ -106,11 +108,6 @@ MODELS = {
     ),
 }
 
-# mmseg's Upsample (the scale heads of Semantic FPN's FPNHead) turns its output size into
-# Python ints (int(t * scale_factor)): both exporters bake the traced size into the graph,
-# which then gives wrong logits (7e-2 relative) at other sizes; export_onnx refuses it.
-STATIC_ONLY = {'semantic_fpn'}
-
 
 def toy_model(name: str):
     config, options, _, _ = MODELS[name]
@@ -140,7 +137,7 @@ def test_onnx_runtime_equals_pytorch_at_three_sizes(name, tmp_path):
     wrapped = TensorOutputs(model).eval()
     backbone = find_backbone(model)
     min_size = min_dynamic_size(backbone) if backbone is not None else 32
-    dynamic = name not in STATIC_ONLY
+    dynamic = True
     path = str(tmp_path / f'{name}.onnx')
     session = None
     for (h, w), image in zip(sizes, images):
@@ -164,10 +161,16 @@ def test_onnx_runtime_equals_pytorch_at_three_sizes(name, tmp_path):
         assert ours.equals(expected), (h, w, ours.summary, expected.summary)
 
 
-def test_dynamic_export_refuses_a_head_with_static_sizes(tmp_path):
-    model = toy_model('semantic_fpn')
-    wrapped = TensorOutputs(model).eval()
-    assert static_size_modules(wrapped) != [] and static_size_modules(toy_model('retinanet')) == []
+def test_dynamic_export_refuses_an_upsampling_it_cannot_trace(tmp_path):
+    """mmseg's Upsample by a non-integer factor computes its size as Python ints, which the
+    exporters fix at the traced size; an integer factor (Semantic FPN's heads) is exported
+    exactly (crossformer_mm.deployment.rewrites)."""
+    assert static_size_modules(toy_model('semantic_fpn')) == []
+    wrapped = TensorOutputs(
+        nn.Sequential(nn.Conv2d(3, 4, 3), Upsample(scale_factor=1.5, mode='bilinear')),
+        mode_tensor=False,
+    )
+    assert static_size_modules(wrapped) == ['model.1']
     with pytest.raises(ValueError, match='export this model at a static size'):
         export_onnx(wrapped, torch.zeros(1, 3, 256, 256), str(tmp_path / 'm.onnx'), dynamic=True)
     assert not (tmp_path / 'm.onnx').exists()
