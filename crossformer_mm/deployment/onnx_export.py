@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .rewrites import exact_for_export, traceable_upsampling
+from .rewrites import exact_for_export, mmseg_upsample, traceable_upsampling
 
 EXPORTERS = ('dynamo', 'torchscript')
 #: The opset of the exported graph: what the dynamo exporter's operator
@@ -109,12 +109,13 @@ def static_size_modules(model: nn.Module) -> List[str]:
     mmseg's ``Upsample`` with a non-integer ``scale_factor`` (with an integer one, as in
     Semantic FPN's ``FPNHead``, :func:`~.rewrites.traceable_upsampling` exports it
     exactly)."""
+    upsample = mmseg_upsample()
+    if upsample is None:
+        return []
     return [
         name
         for name, module in model.named_modules()
-        if type(module).__name__ == 'Upsample'
-        and type(module).__module__.startswith('mmseg')
-        and not exact_for_export(module)
+        if isinstance(module, upsample) and not exact_for_export(module)
     ]
 
 

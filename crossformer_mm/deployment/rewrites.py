@@ -14,7 +14,7 @@ mmdeploy's ``FUNCTION_REWRITER`` replaces with them (registered by
 """
 
 import contextlib
-from typing import Callable, Dict, Iterator
+from typing import Callable, Dict, Iterator, Optional, Type
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -46,13 +46,21 @@ def exact_for_export(module: nn.Module) -> bool:
     return all(float(f).is_integer() for f in factors)
 
 
+def mmseg_upsample() -> Optional[Type[nn.Module]]:
+    """mmseg's ``Upsample`` class, or None without mmseg."""
+    try:
+        from mmseg.models.utils.wrappers import Upsample
+    except ImportError:
+        return None
+    return Upsample
+
+
 @contextlib.contextmanager
 def traceable_upsampling() -> Iterator[None]:
     """Within the context, mmseg's ``Upsample.forward`` is
     :func:`upsample_forward_for_export` (nothing changes without mmseg)."""
-    try:
-        from mmseg.models.utils.wrappers import Upsample
-    except ImportError:
+    Upsample = mmseg_upsample()
+    if Upsample is None:
         yield
         return
     original = Upsample.forward
