@@ -1,5 +1,6 @@
 """Deployment: ONNX export of backbones and whole models, ONNX Runtime inference
-and agreement checks (:mod:`.onnx_export`). Needs ``onnx``, ``onnxruntime`` and,
+and agreement checks (:mod:`.onnx_export`; two-stage detectors as a chain of graphs:
+:mod:`.two_stage`). Needs ``onnx``, ``onnxruntime`` and,
 for the default (dynamo) exporter, ``onnxscript``; imported only by the
 deployment tools and tests."""
 
@@ -24,15 +25,28 @@ from .onnx_export import (
     small_map_limit,
     static_size_modules,
 )
+from .two_stage import (
+    InstancesResult,
+    RoIStages,
+    chain_errors,
+    chain_paths,
+    export_two_stage,
+    two_stage_predict,
+)
 
 __all__ = [
     'EXPORTERS',
     'OPSET',
+    'InstancesResult',
     'Result',
+    'RoIStages',
     'TensorOutputs',
     'build_model',
+    'chain_errors',
+    'chain_paths',
     'compare',
     'export_onnx',
+    'export_two_stage',
     'find_backbone',
     'flatten_outputs',
     'is_two_stage',
@@ -45,4 +59,5 @@ __all__ = [
     'run_ort',
     'small_map_limit',
     'static_size_modules',
+    'two_stage_predict',
 ]

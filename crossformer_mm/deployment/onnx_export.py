@@ -72,9 +72,11 @@ class TensorOutputs(nn.Module):
     backbone's stage outputs.
 
     A two-stage detector's ``mode='tensor'`` runs the RPN's proposal NMS and
-    needs image metas, so it does not trace: its raw outputs here are the RPN
-    head's (class scores of every level, then box deltas of every level); the
-    proposals and the RoI head are not in the graph.
+    needs image metas, so it does not trace: this is the first graph of its
+    chain (:mod:`.two_stage`): the RPN head's class scores of every level, its
+    box deltas of every level, then the neck's maps that the RoI head pools
+    from; the RoI head is exported as graphs of its own
+    (:func:`~.two_stage.export_two_stage`).
     """
 
     def __init__(self, model: nn.Module, mode_tensor: bool = True) -> None:
@@ -86,7 +88,9 @@ class TensorOutputs(nn.Module):
         if not self.mode_tensor:
             out = self.model(inputs)
         elif is_two_stage(self.model):
-            out = self.model.rpn_head(self.model.extract_feat(inputs))
+            from .two_stage import first_stage_outputs
+
+            out = first_stage_outputs(self.model, inputs)
         else:
             out = self.model(inputs, mode='tensor')
         return tuple(flatten_outputs(out))
@@ -384,13 +388,17 @@ def _same_boxes(a: Dict[str, np.ndarray], b: Dict[str, np.ndarray], tolerance: f
     return True
 
 
-def postprocess(model: nn.Module, outputs: Sequence[Tensor], inputs: Tensor) -> Result:
+def postprocess(
+    model: nn.Module, outputs: Sequence[Tensor], inputs: Tensor, roi_stages=None
+) -> Result:
     """The PyTorch model's post-processing of its raw outputs (from PyTorch or
     from ONNX Runtime) for the one image of ``inputs``: classifier: the class
     of the largest logit; segmentor: logits resized to the input, arg-max;
     single-stage detector: the head's ``predict_by_feat`` (decoding, score
-    threshold, NMS); two-stage detector: the RPN's ``predict_by_feat`` (the
-    proposals); HigherHRNet: keypoints grouped as its head's ``predict``
+    threshold, NMS); two-stage detector: the detections (boxes, scores, labels
+    and masks) of :func:`~.two_stage.two_stage_predict` through its RoI graphs
+    ``roi_stages`` (a :class:`~.two_stage.RoIStages`: ONNX Runtime sessions or
+    the PyTorch modules); HigherHRNet: keypoints grouped as its head's ``predict``
     without flip test (the graph sees one view)."""
     import torch.nn.functional as F
 
@@ -405,7 +413,17 @@ def postprocess(model: nn.Module, outputs: Sequence[Tensor], inputs: Tensor) -> 
             outputs[0], size=inputs.shape[-2:], mode='bilinear', align_corners=model.align_corners
         )
         return Result('label_map', dict(label_map=logits[0].argmax(0).numpy()))
-    head = model.rpn_head if is_two_stage(model) else getattr(model, 'bbox_head', None)
+    if is_two_stage(model):
+        from .two_stage import instances_result, two_stage_predict
+
+        if roi_stages is None:
+            raise ValueError(
+                'a two-stage detector needs its RoI graphs to post-process the first '
+                "graph's outputs: pass roi_stages=RoIStages.onnx(model, 'model.onnx') (ONNX "
+                'Runtime) or RoIStages.pytorch(model) (crossformer_mm.deployment.two_stage)'
+            )
+        return instances_result(two_stage_predict(model, outputs, inputs, roi_stages)[0])
+    head = getattr(model, 'bbox_head', None)
     if head is not None and hasattr(head, 'predict_by_feat'):
         levels = len(outputs) // 2
         meta = dict(
