@@ -1,13 +1,15 @@
 """Test (and evaluate) a checkpoint with a config of mmdet, mmseg or mmpose.
 
     python tools/test.py CONFIG CHECKPOINT [--eval bbox segm] [--out FILE]
-        [--show-dir DIR] [--tta] [--work-dir DIR] [--cfg-options k=v ...]
+        [--show-dir DIR] [--tta] [--onnx FILE] [--work-dir DIR] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 ``--eval`` (the flag of mmdet 2.x and of the original CrossFormer repo) maps
 onto the test evaluator: ``bbox``/``segm``/``proposal`` for mmdet's
 CocoMetric, ``mIoU``/``mDice``/``mFscore`` for mmseg's IoUMetric, ``mAP`` for
 mmpose's CocoMetric. Metrics are also written to the work dir as json.
+``--onnx FILE`` runs the network in ONNX Runtime (the metric of an exported
+model; see docs/deployment.md).
 """
 
 import argparse
@@ -53,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--show-dir', help='save images painted with predictions here')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument(
+        '--onnx',
+        metavar='FILE',
+        help='run the network in ONNX Runtime from this file (tools/deployment/export_onnx.py, '
+        "or mmdeploy's end2end.onnx of a model without post-processing in the graph); "
+        "everything around it stays the PyTorch model's",
+    )
     add_common_args(parser)
     return parser
 
@@ -163,6 +172,13 @@ def main() -> None:
     if args.out is not None:
         add_prediction_dump(cfg, args.out, scope)
     runner = build_runner(cfg)
+    if args.onnx:
+        from crossformer_mm.deployment import ort_session
+        from crossformer_mm.deployment.ort_network import run_network_in_onnx_runtime
+
+        run_network_in_onnx_runtime(
+            getattr(runner.model, 'module', runner.model), ort_session(args.onnx)
+        )
     runner.test()
 
 

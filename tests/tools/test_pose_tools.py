@@ -10,6 +10,7 @@ test, single-scale and multi-scale [0.5, 1, 2].
 
 import os
 import os.path as osp
+import pickle
 import re
 import sys
 from typing import List
@@ -316,3 +317,53 @@ def test_toy_crowdpose_learning_script_runs_end_to_end(tmp_path):
         )
     picture = cv2.imread(osp.join(work_dir, 'toy_poses.png'))
     assert picture is not None and picture.shape[1] > picture.shape[0]  # panels side by side
+
+
+def test_test_tool_runs_the_network_in_onnx_runtime(w32_checkpoint, toy_coco, tmp_path):
+    """HigherHRNet exported (dynamic sizes) and evaluated by ``tools/test.py --onnx``: the
+    network in ONNX Runtime, flip test, grouping and the metric in the PyTorch model's code:
+    the same people and the same AP as PyTorch (mmdeploy's pose backend is top-down only)."""
+    # every candidate joint kept: people to compare after one epoch of training
+    options = toy_cli_options(
+        CKPT_CONFIG, toy_coco, **{'model.head.decoder.decode_keypoint_thr': -1e9}
+    )
+    config = osp.join(CONFIG_DIR, CKPT_CONFIG)
+    onnx_file = str(tmp_path / 'w32.onnx')
+    run(
+        [
+            sys.executable,
+            'tools/deployment/export_onnx.py',
+            config,
+            w32_checkpoint,
+            '--shape',
+            str(TOY_INPUT),
+            str(TOY_INPUT),
+            '--dynamic',
+            '--exporter',
+            'torchscript',
+            '--out',
+            onnx_file,
+            *options,
+        ]
+    )
+    results = {}
+    for runtime, extra in (('pytorch', []), ('onnxruntime', ['--onnx', onnx_file])):
+        dump = str(tmp_path / f'{runtime}.pkl')
+        test_cmd = [sys.executable, 'tools/test.py', config, w32_checkpoint, '--out', dump]
+        output = run(test_cmd + ['--work-dir', str(tmp_path / runtime), *extra, *options])
+        metrics = re.findall(r'coco/(AP[^:]*|AR[^:]*): (-?[\d.]+)', output)
+        assert len(metrics) == 10, output[-3000:]
+        with open(dump, 'rb') as f:  # the dump this test just wrote
+            predictions = pickle.load(f)
+        results[runtime] = metrics, predictions
+    (metrics, predictions), (ort_metrics, ort_predictions) = results.values()
+    assert ort_metrics == metrics
+    assert len(predictions) == len(ort_predictions) == 2
+    people = 0
+    for ours, expected in zip(ort_predictions, predictions):
+        ours, expected = ours['pred_instances'], expected['pred_instances']
+        assert ours['keypoints'].shape == expected['keypoints'].shape
+        np.testing.assert_allclose(ours['keypoints'], expected['keypoints'], atol=1e-2)
+        np.testing.assert_allclose(ours['keypoint_scores'], expected['keypoint_scores'], atol=1e-4)
+        people += len(expected['keypoints'])
+    assert people > 0
