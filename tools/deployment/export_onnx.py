@@ -1,8 +1,12 @@
 """Export a model of this repository to ONNX: the network up to its raw outputs.
 
 Detection: the head outputs before box decoding and NMS (per level: class
-scores, box deltas, ...; a two-stage detector: its RPN head's, as its
-``mode='tensor'`` runs the proposal NMS; the RoI head is not exported);
+scores, box deltas, ...); a two-stage detector (Mask R-CNN, Cascade Mask R-CNN):
+a chain of three graphs, ``OUT`` (the RPN's outputs and the neck's maps),
+``OUT-stem.roi_head.onnx`` (maps + RoIs -> the box head's scores and deltas, a
+cascade's stages with their refinement) and ``OUT-stem.mask_head.onnx`` (maps +
+final boxes -> mask logits), with mmdet's proposal / box / mask post-processing
+between them (``crossformer_mm.deployment.two_stage``);
 segmentation: the decoder's logits; pose (HigherHRNet): heatmaps and tags;
 classification: logits. The input is the normalised image batch: the model's
 ``data_preprocessor`` (BGR -> RGB as configured, ``(x - mean) / std``, padding
@@ -21,11 +25,15 @@ import torch
 from mmengine.config import DictAction
 
 from crossformer_mm.deployment import (
+    RoIStages,
     TensorOutputs,
     build_model,
+    chain_errors,
     compare,
     export_onnx,
+    export_two_stage,
     find_backbone,
+    is_two_stage,
     min_dynamic_size,
     non_standard_ops,
     ort_session,
@@ -69,6 +77,9 @@ def main() -> None:
     min_size = min_dynamic_size(backbone) if backbone is not None else 32
     wrapped = TensorOutputs(model).eval()
     inputs = torch.randn(1, 3, *args.shape)
+    if is_two_stage(model):
+        export_chain(model, inputs, args, min_size)
+        return
     names = export_onnx(
         wrapped, inputs, args.out, dynamic=args.dynamic, exporter=args.exporter, min_size=min_size
     )
@@ -88,6 +99,30 @@ def main() -> None:
             print(
                 f'ONNX Runtime vs PyTorch at {h}x{w}: max relative error '
                 f'{max(errors):.2e} over {len(errors)} outputs'
+            )
+
+
+def export_chain(model, inputs: torch.Tensor, args: argparse.Namespace, min_size: int) -> None:
+    """A two-stage detector: its three graphs, checked graph by graph and end to end."""
+    written = export_two_stage(
+        model, inputs, args.out, dynamic=args.dynamic, exporter=args.exporter, min_size=min_size
+    )
+    for key, path in written.items():
+        extra = non_standard_ops(path)
+        print(
+            f'exported {path} ({key}), dynamic={args.dynamic}'
+            + (f'; non-standard operators: {extra}' if extra else '; standard operators only')
+        )
+    if args.check:
+        session, stages = ort_session(args.out), RoIStages.onnx(model, args.out)
+        height, width = args.shape
+        sizes = [(height, width)] + ([(height + 64, width + 96)] if args.dynamic else [])
+        for h, w in sizes:
+            errors, result, expected = chain_errors(model, session, stages, torch.randn(1, 3, h, w))
+            graphs = ', '.join(f'{key} {max(e):.2e}' for key, e in errors.items())
+            print(f'ONNX Runtime vs PyTorch at {h}x{w}: max relative error per graph: {graphs}')
+            print(
+                f'  detections {"equal" if result.equals(expected) else "DIFFER"}: {result.summary}'
             )
 
 

@@ -4,8 +4,10 @@ own preprocessing and post-processing; ``--check`` runs PyTorch too and compares
 Post-processing (the PyTorch model's code on the ONNX outputs): classification:
 the class of the largest logit; segmentation: logits resized to the input,
 arg-max (the label map); single-stage detection: the head's ``predict_by_feat``
-(box decoding, score threshold, NMS); two-stage detection: the RPN's proposals (its
-``predict_by_feat``; the RoI head is not in the exported graph); HigherHRNet: keypoints
+(box decoding, score threshold, NMS); two-stage detection: the chain of graphs written by
+export_onnx.py (``X.onnx``, ``X.roi_head.onnx``, ``X.mask_head.onnx``, side by side) with
+mmdet's proposals, box and mask post-processing between them (boxes, labels, masks);
+HigherHRNet: keypoints
 grouped by the head's decoder, one view (no flip test). Other models: the raw outputs.
 
 Example::
@@ -21,9 +23,12 @@ import torch
 from mmengine.config import DictAction
 
 from crossformer_mm.deployment import (
+    RoIStages,
     TensorOutputs,
     build_model,
+    chain_errors,
     compare,
+    is_two_stage,
     ort_session,
     postprocess,
     preprocess,
@@ -63,6 +68,9 @@ def main() -> None:
     args = parse_args()
     model = build_model(args.config, args.checkpoint, args.cfg_options)
     inputs, _ = preprocess(model, mmcv.imread(args.image), args.shape)
+    if is_two_stage(model):
+        run_chain(model, inputs, args)
+        return
     outputs = [torch.from_numpy(o) for o in run_ort(ort_session(args.onnx, args.threads), inputs)]
     result = postprocess(model, outputs, inputs)
     print(f'ONNX Runtime: {result.summary}')
@@ -79,6 +87,30 @@ def main() -> None:
         )
         if not result.equals(expected):
             raise SystemExit(1)
+
+
+def run_chain(model, inputs: torch.Tensor, args: argparse.Namespace) -> None:
+    """A two-stage detector: its three graphs through ONNX Runtime, mmdet's post-processing
+    between them; ``--check``: each graph and the detections against PyTorch's."""
+    session = ort_session(args.onnx, args.threads)
+    stages = RoIStages.onnx(model, args.onnx, args.threads)
+    if not args.check:
+        outputs = [torch.from_numpy(o) for o in run_ort(session, inputs)]
+        print(f'ONNX Runtime: {postprocess(model, outputs, inputs, stages).summary}')
+        return
+    errors, result, expected = chain_errors(model, session, stages, inputs)
+    print(f'ONNX Runtime: {result.summary}')
+    print(f'PyTorch:      {expected.summary}')
+    graphs = ', '.join(f'{key} {max(e):.2e}' for key, e in errors.items())
+    equal = result.equals(expected)
+    print(
+        f'raw outputs: max relative error per graph: {graphs}; post-processed results '
+        f'{"equal" if equal else "DIFFER"}'
+    )
+    if 'masks' in result.arrays and equal:
+        print(f'mask pixels that differ: at most {result.mask_differences(expected).max()}')
+    if not equal:
+        raise SystemExit(1)
 
 
 if __name__ == '__main__':
