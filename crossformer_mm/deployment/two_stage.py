@@ -426,7 +426,8 @@ def _export(
         shapes = None
         if dynamic:
             dim = torch.export.Dim
-            shapes = tuple({axis: dim.DYNAMIC for axis in dims} for dims in dynamic_inputs)
+            # one entry per parameter: forward(*args) takes them all as one tuple
+            shapes = (tuple({axis: dim.DYNAMIC for axis in dims} for dims in dynamic_inputs),)
         program = torch.onnx.export(
             module,
             tuple(args),
