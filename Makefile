@@ -9,7 +9,8 @@
 #                           (tools/install_onedl.sh, pins in requirements/constraints-onedl.txt)
 #   make test-stack  the tests that touch the OpenMMLab stack (STACK_TESTS): what CI runs on
 #                    the maintained stack (make test-stack STACK=onedl); make test runs them all
-# PYTEST_ARGS adds pytest arguments, e.g. make test-stack STACK=onedl PYTEST_ARGS='-m "not slow"'
+# PYTEST_ARGS adds pytest arguments, e.g. make test PYTEST_ARGS=-x; STACK_MARKS (below) picks
+# test-stack's marks, e.g. make test-stack STACK=onedl STACK_MARKS='not every_config and not slow'
 STACK ?= frozen
 PYTEST_ARGS ?=
 ifeq ($(STACK),onedl)
@@ -39,6 +40,10 @@ export CFMM_WHEELHOUSE PYTHON OMP_WAIT_POLICY
 # Safe loading, configs, mim (train, test, search), stock tools, launchers, inferencers,
 # conversion, ONNX export with the stack's torch; not the backbone's own numerics
 # (tests/models, the benchmark, the GPU check), which the frozen stack's run covers.
+# One config per model family where a check repeats over configs (STACK_MARKS: the
+# every_config ones, e.g. two training iterations of each further Mask R-CNN, are the whole
+# suite's).
+STACK_MARKS ?= not every_config
 STACK_TESTS := tests/test_stacks.py tests/test_compat.py tests/test_registry.py tests/configs \
 	tests/test_model_index.py tests/deployment \
 	tests/utils tests/pose tests/classification tests/models/test_pretrained_arg.py \
@@ -63,7 +68,7 @@ test-fast: $(STAMP)
 	$(PYTHON) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 test-stack: $(STAMP)
-	$(PYTHON) -m pytest $(STACK_TESTS) $(PYTEST_ARGS)
+	$(PYTHON) -m pytest $(STACK_TESTS) -m "$(STACK_MARKS)" $(PYTEST_ARGS)
 
 # Toy COCO set -> small CrossFormer Mask R-CNN trained on CPU with the stock runner ->
 # tools/test.py --eval bbox segm -> work_dirs/demo/predictions.png (about 10 min on 2 cores)

@@ -11,8 +11,9 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
+import pytest
 import torch
 
 from crossformer_mm.testing.toy_coco import make_toy_coco
@@ -118,3 +119,21 @@ def released_layout(
         if key.endswith('relative_position_index'):
             state[key] = torch.zeros(shape, dtype=torch.long)
     return state, sorted(dropped)
+
+
+def one_per_family(names: Sequence[str], family: Callable[[str], str]) -> list:
+    """``names`` as pytest params: the first name of each ``family`` runs in every run; the
+    others are marked ``every_config`` (the whole suite runs them, ``make test-stack``
+    runs one config per family)."""
+    seen = set()
+    params = []
+    for name in names:
+        marks = [pytest.mark.every_config] if family(name) in seen else []
+        seen.add(family(name))
+        params.append(pytest.param(name, marks=marks))
+    return params
+
+
+def model_family(config: str) -> str:
+    """The model of a config name: ``mask_rcnn``, ``upernet``, ``higherhrnet_w48``, ..."""
+    return config.split('_crossformer')[0].split('_coco')[0].split('_crowdpose')[0]

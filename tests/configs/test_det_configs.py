@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from _helpers import REPO_ROOT, make_toy_set
+from _helpers import REPO_ROOT, make_toy_set, model_family, one_per_family
 from crossformer_mm.testing.toy_configs import TOY_CLASSES, det_smoke_options
 
 DET_CONFIGS = sorted(
@@ -98,7 +98,7 @@ def test_parameter_count_matches_published(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name', DET_CONFIGS)
+@pytest.mark.parametrize('name', one_per_family(DET_CONFIGS, model_family))
 def test_stock_mmdet_train_two_iterations(name, toy_root, tmp_path, monkeypatch):
     config = osp.join(REPO_ROOT, 'configs', name)
     options = det_smoke_options(load(name), toy_root)

@@ -24,7 +24,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from mmseg.datasets import ADE20KDataset
 
-from _helpers import MIM_PACKAGE, REPO_ROOT
+from _helpers import MIM_PACKAGE, REPO_ROOT, model_family, one_per_family
 from _helpers import run as run_command
 from crossformer_mm.testing.toy_ade import CLASS_COLOURS, make_toy_ade
 from crossformer_mm.testing.toy_configs import cli_options, seg_toy_overrides
@@ -141,7 +141,9 @@ def check_two_iteration_run(output: str, work_dir: str, config: str) -> None:
     assert 0 <= metric(output, 'mIoU') <= 100  # validation after the last iter
 
 
-@pytest.mark.parametrize('config', [c for c in SEG_CONFIGS if c != CKPT_CONFIG])
+@pytest.mark.parametrize(
+    'config', one_per_family([c for c in SEG_CONFIGS if c != CKPT_CONFIG], model_family)
+)
 def test_stock_mmseg_train_runs_two_iterations(config, toy_ade, tmp_path):
     output = run(
         [
