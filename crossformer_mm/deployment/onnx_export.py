@@ -19,6 +19,7 @@ rules give the same groups (square last-stage maps of exactly ``G``, e.g.
 224x224 with the ICLR archs). Smaller inputs: export at that static size.
 """
 
+import contextlib
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -27,6 +28,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .query_models import is_query_model, raw_outputs, traceable_query_models
+from .query_models import postprocess as query_postprocess
 from .rewrites import exact_for_export, mmseg_upsample, traceable_upsampling
 
 EXPORTERS = ('dynamo', 'torchscript')
@@ -87,6 +90,8 @@ class TensorOutputs(nn.Module):
     def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         if not self.mode_tensor:
             out = self.model(inputs)
+        elif is_query_model(self.model):
+            out = raw_outputs(self.model, inputs)
         elif is_two_stage(self.model):
             from .two_stage import first_stage_outputs
 
@@ -167,8 +172,14 @@ def export_onnx(
     with torch.no_grad():
         outputs = model(example)
     names = [f'output{i}' for i in range(len(outputs))]
-    # mmseg's Upsample with its size traced (the exact same numbers, see static_size_modules)
-    with traceable_upsampling(), torch.no_grad():
+    # mmseg's Upsample with its size traced (the exact same numbers, see static_size_modules);
+    # DINO / Mask2Former with their level sizes traced (query_models.traceable_query_models)
+    query = is_query_model(getattr(model, 'model', model))
+    with (
+        traceable_upsampling(),
+        traceable_query_models() if query else contextlib.nullcontext(),
+        torch.no_grad(),
+    ):
         if exporter == 'torchscript':
             dynamic_axes = None
             if dynamic:
@@ -402,6 +413,8 @@ def postprocess(
     without flip test (the graph sees one view)."""
     import torch.nn.functional as F
 
+    if is_query_model(model):  # before EncoderDecoder: mmseg's Mask2Former is one
+        return query_postprocess(model, outputs, inputs)
     name = type(model).__name__
     if name == 'ImageClassifier':
         logits = outputs[0][0]
