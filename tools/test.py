@@ -173,8 +173,7 @@ def main() -> None:
         add_prediction_dump(cfg, args.out, scope)
     runner = build_runner(cfg)
     if args.onnx:
-        from crossformer_mm.deployment import ort_session
-        from crossformer_mm.deployment.ort_network import run_network_in_onnx_runtime
+        from crossformer_mm.deployment import ort_session, run_network_in_onnx_runtime
 
         run_network_in_onnx_runtime(
             getattr(runner.model, 'module', runner.model), ort_session(args.onnx)

@@ -25,6 +25,7 @@ from .onnx_export import (
     small_map_limit,
     static_size_modules,
 )
+from .ort_network import run_network_in_onnx_runtime
 from .two_stage import (
     InstancesResult,
     RoIStages,
@@ -56,6 +57,7 @@ __all__ = [
     'postprocess',
     'preprocess',
     'relative_errors',
+    'run_network_in_onnx_runtime',
     'run_ort',
     'small_map_limit',
     'static_size_modules',

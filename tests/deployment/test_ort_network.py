@@ -20,8 +20,8 @@ from crossformer_mm.deployment import (
     export_onnx,
     min_dynamic_size,
     ort_session,
+    run_network_in_onnx_runtime,
 )
-from crossformer_mm.deployment.ort_network import run_network_in_onnx_runtime
 from deployment.test_models_onnx import toy_model
 
 
