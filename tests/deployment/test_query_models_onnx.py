@@ -33,9 +33,8 @@ from crossformer_mm.deployment.query_models import (
     segmentation_logits,
     traceable_query_models,
 )
+from deployment.test_models_onnx import TOY_ARCH, TOY_CHANNELS
 
-TOY_ARCH = dict(embed_dims=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
-TOY_CHANNELS = [32, 64, 128, 256]
 # Exported at the first size, run at all three (the dynamic graph's minimum side is 256);
 # the last one is not a multiple of 32: DINO takes it as it is (size divisor 1), the
 # Mask2Former preprocessors pad it to 288x384, and its unpadded 288x360 is run as well.
