@@ -11,7 +11,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 import torch
@@ -121,16 +121,21 @@ def released_layout(
     return state, sorted(dropped)
 
 
-def one_per_family(names: Sequence[str], family: Callable[[str], str]) -> list:
-    """``names`` as pytest params: the first name of each ``family`` runs in every run; the
-    others are marked ``every_config`` (the whole suite runs them, ``make test-stack``
-    runs one config per family)."""
+def one_per_family(
+    names: Sequence[str], family: Callable[[str], str], values: Optional[Sequence] = None
+) -> list:
+    """``names`` (or ``values``, with ``names`` as their ids) as pytest params: the first of
+    each ``family`` runs in every run; the others are marked ``every_config`` (the whole
+    suite runs them, ``make test-stack`` runs one config per family)."""
     seen = set()
     params = []
-    for name in names:
+    for i, name in enumerate(names):
         marks = [pytest.mark.every_config] if family(name) in seen else []
         seen.add(family(name))
-        params.append(pytest.param(name, marks=marks))
+        if values is None:
+            params.append(pytest.param(name, marks=marks))
+        else:
+            params.append(pytest.param(values[i], marks=marks, id=name))
     return params
 
 

@@ -32,7 +32,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODELS, init_default_scope
 
 import crossformer_mm  # noqa: F401  registers CrossFormer
-from _helpers import ONEDL
+from _helpers import ONEDL, one_per_family
 
 TOOLBOXES = ('mmdet', 'mmseg', 'mmpose')
 #: Language-grounded detectors: they need a text encoder (BERT weights from the network).
@@ -315,7 +315,13 @@ TESTED = [(config_id, path) for config_id, path in CONFIGS if config_id not in E
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    'path', [path for _, path in TESTED], ids=[config_id for config_id, _ in TESTED]
+    'path',
+    # a family: the toolbox's config folder (mmdet/dino, mmseg/swin, ...)
+    one_per_family(
+        [config_id for config_id, _ in TESTED],
+        lambda config_id: config_id.rsplit('/', 1)[0],
+        [path for _, path in TESTED],
+    ),
 )
 def test_crossformer_replaces_swin(path, tmp_path, record_property):
     start = time.process_time()
