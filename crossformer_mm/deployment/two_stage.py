@@ -92,7 +92,7 @@ def _refine(
 
     coder = head.bbox_coder
     if type(coder) is not DeltaXYWHBBoxCoder:
-        raise NotImplementedError(
+        raise ValueError(
             f'exporting a cascade refines its boxes with DeltaXYWHBBoxCoder only, this head '
             f'has {type(coder).__name__}: export the RoI head with mmdeploy instead'
         )
@@ -122,16 +122,21 @@ def _refine(
     return torch.cat([rois[:, :1], boxes], 1)
 
 
-class BoxStage(nn.Module):
-    """Graph 2: ``(*maps, rois[, img_shapes])`` -> the box head's raw outputs: a standard
-    RoI head's class scores (N, classes + 1) and deltas; a cascade's scores of every stage,
-    deltas of every stage, then the RoIs of the last stage (refined in the graph)."""
+class RoIStage(nn.Module):
+    """A graph of the RoI head of ``model``: its maps (``levels`` of them) and RoIs in;
+    ``stages``: a cascade's stage count, 0 for a standard RoI head."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.roi_head = model.roi_head
         self.levels = feature_levels(model)
         self.stages = num_stages(model) if is_cascade(model) else 0
+
+
+class BoxStage(RoIStage):
+    """Graph 2: ``(*maps, rois[, img_shapes])`` -> the box head's raw outputs: a standard
+    RoI head's class scores (N, classes + 1) and deltas; a cascade's scores of every stage,
+    deltas of every stage, then the RoIs of the last stage (refined in the graph)."""
 
     def forward(self, *args: Tensor) -> Tuple[Tensor, ...]:
         feats, rois = args[: self.levels], args[self.levels]
@@ -150,14 +155,8 @@ class BoxStage(nn.Module):
         return (*scores, *deltas, rois)
 
 
-class MaskStage(nn.Module):
+class MaskStage(RoIStage):
     """Graph 3: ``(*maps, rois)`` -> mask logits (N, classes, h, w), one per cascade stage."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.roi_head = model.roi_head
-        self.levels = feature_levels(model)
-        self.stages = num_stages(model) if is_cascade(model) else 0
 
     def forward(self, *args: Tensor) -> Tuple[Tensor, ...]:
         feats, rois = args[: self.levels], args[self.levels]
@@ -473,14 +472,14 @@ def export_two_stage(
         ``{'model': path, 'roi_head': ..., 'mask_head': ...}``: the files written.
 
     Raises:
-        NotImplementedError: a RoI extractor other than mmdet's ``SingleRoIExtractor`` with
+        ValueError: a RoI extractor other than mmdet's ``SingleRoIExtractor`` with
             mmcv ``RoIAlign`` (average), or a cascade box coder other than DeltaXYWH.
     """
     if exporter not in EXPORTERS:
         raise ValueError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
     other = roi_extraction_not_exportable(model)
     if other:
-        raise NotImplementedError(
+        raise ValueError(
             f'{other}: the RoI extraction exports with mmdet SingleRoIExtractor and mmcv '
             'RoIAlign (average pooling) only; export this detector with mmdeploy'
         )
